@@ -1,0 +1,7 @@
+"""``python -m poetrylab``: the same as the ``poetrylab`` command."""
+
+import sys
+
+from poetrylab.cli import main
+
+sys.exit(main())
