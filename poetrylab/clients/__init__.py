@@ -121,8 +121,11 @@ def fetch(
     if spec.kind == "asyncio":
         if not _asyncio_loop_running():
             return get_poems(targets, timeout)
-        with ThreadPoolExecutor(1, thread_name_prefix="poetrylab-asyncio") as pool:
+        pool = ThreadPoolExecutor(1, thread_name_prefix="poetrylab-asyncio")
+        try:
             return pool.submit(get_poems, targets, timeout).result(timeout + _GRACE)
+        finally:
+            pool.shutdown(wait=False)  # on a timeout, do not wait for the stuck thread
     return _fetch_twisted(get_poems, targets, timeout, reactor)
 
 
@@ -140,6 +143,7 @@ def _fetch_twisted(
     from twisted.internet.defer import maybeDeferred
     from twisted.internet.error import ReactorNotRestartable
     from twisted.internet.threads import blockingCallFromThread
+    from twisted.python.failure import Failure
     from twisted.python.threadable import isInIOThread
 
     if reactor is None:
@@ -175,6 +179,6 @@ def _fetch_twisted(
     if not outcome:
         raise RuntimeError("the reactor stopped before the downloads were over (interrupted?)")
     result = outcome[0]
-    if hasattr(result, "raiseException"):  # a Failure
+    if isinstance(result, Failure):
         result.raiseException()
     return result

@@ -10,7 +10,7 @@ attempt, or the connection itself.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NoReturn
 
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, connectProtocol
@@ -67,9 +67,9 @@ def download_poem(reactor: Any, download: Download, timeout: float = 10.0) -> De
         download.finish()
         return download
 
-    def download_failed(failure: Failure) -> Failure:
+    def download_failed(failure: Failure) -> NoReturn:
         download.finish(error=describe_error(failure.value))
-        return Failure(DownloadError(download))
+        raise DownloadError(download) from failure.value
 
     def timed_out(result: object, timeout: float) -> Failure:
         # Cancelling mid-connect fails with ConnectingCancelledError: say what happened.

@@ -87,6 +87,8 @@ class PoetrySocket:
             self.stop()
 
     def connectionLost(self, reason: Failure) -> None:
+        if self.download.finished is not None:  # we stopped first
+            return
         # The reactor saw the socket hang up (or is shutting down). Before we connected,
         # that is how epoll reports a failed connect: ask the socket for the reason.
         if self.download.connected is None and self.sock is not None:
