@@ -64,18 +64,37 @@ class ServeKind:
 SERVE_KINDS: dict[str, ServeKind] = {
     "slow": ServeKind("Twisted server that sends a poem slowly (callLater)", "poetrylab.cli_serve"),
     "blocking": ServeKind(
-        "plain-socket server, one client at a time", "poetrylab.cli_serve",
-        configure="configure_blocking", start="start_blocking",
+        "plain-socket server, one client at a time",
+        "poetrylab.cli_serve",
+        configure="configure_blocking",
+        start="start_blocking",
     ),
     "fast": ServeKind(
-        "Twisted server that sends the whole poem at once", "poetrylab.cli_serve",
-        configure="configure_fast", start="start_fast",
+        "Twisted server that sends the whole poem at once",
+        "poetrylab.cli_serve",
+        configure="configure_fast",
+        start="start_fast",
+    ),
+    "transform": ServeKind(
+        "netstring transformation server (NAME.POEM in, transformed poem out)",
+        "poetrylab.services.transform",
+    ),
+    "proxy": ServeKind("caching poetry proxy in front of --upstream", "poetrylab.services.proxy"),
+    "tagged": ServeKind(
+        "line backend: tagged requests, many in flight, replies out of order",
+        "poetrylab.services.tagged",
+    ),
+    "xmlrpc": ServeKind(
+        "XML-RPC gateway (/RPC2) to a tagged backend over one connection",
+        "poetrylab.services.xmlrpc_gateway",
     ),
 }
 
 # Subcommands that live in their own modules: name -> (module, summary).
 # Each module has configure_parser(parser) and run(args) -> int.
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "transform": ("poetrylab.services.transform", "send a poem to a transformation server"),
+}
 
 
 def _positive_float(text: str) -> float:
@@ -92,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Build the full argument parser (every subcommand, every serve kind)."""
     parser = _Parser(
         prog="poetrylab",
-        description="Serve and download poems with Twisted and friends: the poetrylab course's tools.",
+        description="Serve and download poems with Twisted and friends (the poetrylab course).",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
@@ -102,8 +121,17 @@ def build_parser() -> argparse.ArgumentParser:
     kinds.required = True
     for name, kind in SERVE_KINDS.items():
         p = kinds.add_parser(name, help=kind.summary, description=kind.summary)
-        p.add_argument("--port", type=int, default=0, help="port to listen on (0, the default, picks a free one)")
-        p.add_argument("--iface", default="127.0.0.1", help="address to bind (default 127.0.0.1, loopback only)")
+        p.add_argument(
+            "--port",
+            type=int,
+            default=0,
+            help="port to listen on (0, the default, picks a free one)",
+        )
+        p.add_argument(
+            "--iface",
+            default="127.0.0.1",
+            help="address to bind (default 127.0.0.1, loopback only)",
+        )
         p.add_argument("-v", "--verbose", action="store_true", help="log every connection")
         kind.load(kind.configure)(p)
         p.set_defaults(serve_kind=name)
@@ -112,11 +140,21 @@ def build_parser() -> argparse.ArgumentParser:
     from poetrylab.clients import MODELS
 
     get.add_argument(
-        "--client", default="deferred", choices=sorted(MODELS), metavar="MODEL",
+        "--client",
+        default="deferred",
+        choices=sorted(MODELS),
+        metavar="MODEL",
         help=f"client model: {', '.join(MODELS)} (default: deferred)",
     )
-    get.add_argument("--timeout", type=_positive_float, default=30.0, help="seconds allowed per poem (default 30)")
-    get.add_argument("-q", "--quiet", action="store_true", help="print only the report, not the poems")
+    get.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=30.0,
+        help="seconds allowed per poem (default 30)",
+    )
+    get.add_argument(
+        "-q", "--quiet", action="store_true", help="print only the report, not the poems"
+    )
     get.add_argument("addresses", nargs="+", metavar="HOST:PORT", help="servers to download from")
 
     sub.add_parser("poems", help="list the poem corpus")
@@ -144,7 +182,9 @@ def _run_serve(args: argparse.Namespace) -> int:
     try:
         ports = kind.load(kind.start)(reactor, args)
     except CannotListenError as exc:
-        raise UsageError(f"cannot listen on {exc.interface or '*'}:{exc.port}: {_socket_reason(exc.socketError)}")
+        raise UsageError(
+            f"cannot listen on {exc.interface or '*'}:{exc.port}: {_socket_reason(exc.socketError)}"
+        )
     for port in ports:
         host = port.getHost()
         print(f"listening on {Address(host.host, host.port)}", flush=True)
@@ -179,7 +219,11 @@ def _run_get(args: argparse.Namespace) -> int:
         addresses = [parse_address(a) for a in args.addresses]
     except ValueError as exc:
         raise UsageError(str(exc))
-    downloads = fetch(args.client, addresses, timeout=args.timeout)
+    try:
+        downloads = fetch(args.client, addresses, timeout=args.timeout)
+    except RuntimeError as exc:  # the one-shot reactor stopped early (Ctrl-C while downloading)
+        print(f"poetrylab get: error: {exc}", file=sys.stderr)
+        return 1
     for d in downloads:
         if d.ok and not args.quiet:
             text = d.text
@@ -206,7 +250,10 @@ def _run_lab(args: argparse.Namespace) -> int:
     notebooks = Path(__file__).resolve().parent.parent / "notebooks"
     argv = [sys.executable, "-m", "jupyterlab"]
     if notebooks.is_dir():
-        argv += [f"--ServerApp.root_dir={notebooks}", "--LabApp.default_url=/lab/tree/00-welcome.ipynb"]
+        argv += [
+            f"--ServerApp.root_dir={notebooks}",
+            "--LabApp.default_url=/lab/tree/00-welcome.ipynb",
+        ]
     argv += [a for a in args.jupyter_args if a != "--"]
     os.execv(sys.executable, argv)
     return 0  # not reached
@@ -217,7 +264,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     runners: dict[str, Callable[[argparse.Namespace], int]] = {
-        "serve": _run_serve, "get": _run_get, "poems": _run_poems, "lab": _run_lab,
+        "serve": _run_serve,
+        "get": _run_get,
+        "poems": _run_poems,
+        "lab": _run_lab,
     }
     try:
         if args.command in runners:

@@ -17,14 +17,24 @@ from poetrylab.servers import (
 
 
 def _add_poem(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("poem", metavar="POEM", help="a corpus name (see `poetrylab poems`) or a file path")
+    parser.add_argument(
+        "poem", metavar="POEM", help="a corpus name (see `poetrylab poems`) or a file path"
+    )
 
 
 def _add_pacing(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--delay", type=float, default=DEFAULT_DELAY,
-                        help=f"seconds between chunks (default {DEFAULT_DELAY})")
-    parser.add_argument("--num-bytes", type=int, default=DEFAULT_NUM_BYTES,
-                        help=f"bytes per chunk (default {DEFAULT_NUM_BYTES})")
+    parser.add_argument(
+        "--delay",
+        type=float,
+        default=DEFAULT_DELAY,
+        help=f"seconds between chunks (default {DEFAULT_DELAY})",
+    )
+    parser.add_argument(
+        "--num-bytes",
+        type=int,
+        default=DEFAULT_NUM_BYTES,
+        help=f"bytes per chunk (default {DEFAULT_NUM_BYTES})",
+    )
 
 
 def configure_serve_parser(parser: argparse.ArgumentParser) -> None:

@@ -37,7 +37,9 @@ class Address(NamedTuple):
 _ADDRESS = re.compile(r"^(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:\[\]]*)):(?P<port>\d+)$")
 
 
-def parse_address(text: str | Address | tuple[str, int], default_host: str = "127.0.0.1") -> Address:
+def parse_address(
+    text: str | Address | tuple[str, int], default_host: str = "127.0.0.1"
+) -> Address:
     """Parse ``HOST:PORT``, ``[V6]:PORT`` or a bare ``PORT`` into an :class:`Address`.
 
     Raises ValueError with the accepted forms when the text is none of them.
@@ -178,6 +180,7 @@ def describe_error(exc: BaseException) -> str:
     friendly = {
         "ConnectionRefusedError": "connection refused (is a server listening there?)",
         "ConnectionResetError": "connection reset by the server",
+        "ConnectionLost": "connection lost before the poem was complete",
         "TimeoutError": "timed out",
         "socket.timeout": "timed out",
     }

@@ -15,6 +15,7 @@ Every Twisted server takes its ``reactor``; nothing here imports the global one.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import selectors
@@ -227,10 +228,9 @@ class BlockingPoetryServer:
         sent = 0
         try:
             while sent < len(self.poem) and not self._stopping.is_set():
-                if sent:
-                    # The lesson: the whole server stops here; nobody else is served.
-                    if self._stopping.wait(self.delay):
-                        break
+                # The lesson: the whole server stops here; nobody else is served.
+                if sent and self._stopping.wait(self.delay):
+                    break
                 chunk = self.poem[sent : sent + self.num_bytes]
                 conn.sendall(chunk)
                 sent += len(chunk)
@@ -252,10 +252,8 @@ class BlockingPoetryServer:
         Thread-safe, and safe to call from a signal handler or more than once.
         """
         self._stopping.set()
-        try:
+        with contextlib.suppress(OSError):
             self._wake_w.send(b"x")
-        except OSError:
-            pass
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)

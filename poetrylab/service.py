@@ -89,5 +89,7 @@ def make_application(
 ) -> service.Application:
     """Build the ``application`` object a ``.tac`` file must define, serving a corpus poem."""
     application = service.Application("poetrylab poetry server")
-    make_poetry_service(load_poem(poem).data, port, iface, delay, num_bytes).setServiceParent(application)
+    make_poetry_service(load_poem(poem).data, port, iface, delay, num_bytes).setServiceParent(
+        application
+    )
     return application

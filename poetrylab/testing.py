@@ -7,6 +7,7 @@ another process, exactly as a learner with netcat would.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import selectors
@@ -46,8 +47,12 @@ class ServerProcess:
         self.argv = [sys.executable, "-m", "poetrylab", "serve", kind, *args]
         child_env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
         self.process = subprocess.Popen(
-            self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env=child_env, text=True,
+            self.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=child_env,
+            text=True,
         )
         self.addresses: list[Address] = []
         self.stdout_lines: list[str] = []
@@ -76,8 +81,9 @@ class ServerProcess:
                 line = self.process.stdout.readline()
                 if not line:
                     err = self.process.stderr.read() if self.process.stderr else ""
+                    status = self.process.wait()
                     raise ServerStartError(
-                        f"{' '.join(self.argv[2:])} exited with status {self.process.wait()}: {err.strip()}"
+                        f"{' '.join(self.argv[2:])} exited with status {status}: {err.strip()}"
                     )
                 self.stdout_lines.append(line.rstrip("\n"))
                 match = _LISTENING.match(line.strip())
@@ -105,21 +111,25 @@ class ServerProcess:
 
     def stderr_text(self) -> str:
         """Everything the process wrote to stderr (call after :meth:`stop`)."""
-        return self.process.stderr.read() if self.process.stderr and not self.process.stderr.closed else ""
+        return (
+            self.process.stderr.read()
+            if self.process.stderr and not self.process.stderr.closed
+            else ""
+        )
 
     def __enter__(self) -> ServerProcess:
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self.process.poll() is None:
-            try:
+            with contextlib.suppress(TimeoutError):
                 self.stop()
-            except TimeoutError:
-                pass
         self.kill()
 
 
-def read_to_eof(address: Address | tuple[str, int], timeout: float = 10.0, chunk: int = 65536) -> bytes:
+def read_to_eof(
+    address: Address | tuple[str, int], timeout: float = 10.0, chunk: int = 65536
+) -> bytes:
     """Read everything a server sends until it closes, as netcat would; raise on timeout."""
     import socket
 
@@ -134,9 +144,15 @@ def read_to_eof(address: Address | tuple[str, int], timeout: float = 10.0, chunk
             data += got
 
 
-def run_cli(args: Sequence[str], timeout: float = 60.0, input: str | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    args: Sequence[str], timeout: float = 60.0, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run ``poetrylab ARGS`` to completion and return the completed process (text mode)."""
     return subprocess.run(
-        [sys.executable, "-m", "poetrylab", *args], capture_output=True, text=True,
-        timeout=timeout, input=input, stdin=None if input is not None else subprocess.DEVNULL,
+        [sys.executable, "-m", "poetrylab", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=input,
+        stdin=None if input is not None else subprocess.DEVNULL,
     )

@@ -29,7 +29,8 @@ def test_environment_yml_lists_exactly_the_pyproject_dependencies() -> None:
     pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
     listed = {r.strip() for r in pip_section if not r.startswith("-e")}
     assert listed == wanted, (
-        f"only in pyproject: {sorted(wanted - listed)}; only in environment.yml: {sorted(listed - wanted)}"
+        f"only in pyproject: {sorted(wanted - listed)}; "
+        f"only in environment.yml: {sorted(listed - wanted)}"
     )
     python = next(d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python"))
     assert python.split("=")[-1] >= project["requires-python"].lstrip(">=")
