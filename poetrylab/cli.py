@@ -94,6 +94,10 @@ SERVE_KINDS: dict[str, ServeKind] = {
 # Each module has configure_parser(parser) and run(args) -> int.
 COMMANDS: dict[str, tuple[str, str]] = {
     "transform": ("poetrylab.services.transform", "send a poem to a transformation server"),
+    "bench": (
+        "poetrylab.bench.cli",
+        "compare blocking, threaded and asynchronous clients against N slow servers",
+    ),
 }
 
 
@@ -185,22 +189,28 @@ def _run_serve(args: argparse.Namespace) -> int:
         raise UsageError(
             f"cannot listen on {exc.interface or '*'}:{exc.port}: {_socket_reason(exc.socketError)}"
         )
-    for port in ports:
-        host = port.getHost()
-        print(f"listening on {Address(host.host, host.port)}", flush=True)
-    reactor.run()  # installs SIGINT/SIGTERM handlers that stop the reactor, freeing the ports
+
+    def announce() -> None:
+        # Only once running: by then reactor.run() has installed its SIGINT/SIGTERM handlers,
+        # so a signal sent the moment this line is read stops the server cleanly (exit 0).
+        for port in ports:
+            host = port.getHost()
+            print(f"listening on {Address(host.host, host.port)}", flush=True)
+
+    reactor.callWhenRunning(announce)
+    reactor.run()
     return 0
 
 
 def _run_blocking(kind: ServeKind, args: argparse.Namespace) -> int:
     server = kind.load(kind.start)(None, args)
-    print(f"listening on {Address(server.host, server.port)}", flush=True)
 
     def stop(signum: int, frame: object) -> None:
-        server.stop()
+        server.request_stop()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    print(f"listening on {Address(server.host, server.port)}", flush=True)
     server.serve_forever()
     return 0
 

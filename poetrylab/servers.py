@@ -251,9 +251,7 @@ class BlockingPoetryServer:
 
         Thread-safe, and safe to call from a signal handler or more than once.
         """
-        self._stopping.set()
-        with contextlib.suppress(OSError):
-            self._wake_w.send(b"x")
+        self.request_stop()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
@@ -263,6 +261,16 @@ class BlockingPoetryServer:
                 )
         if not self._serving:
             self._close()
+
+    def request_stop(self) -> None:
+        """Ask :meth:`serve_forever` to return soon; it closes the socket on its way out.
+
+        Never blocks and never closes anything, so it is safe in a signal handler that
+        interrupts ``serve_forever`` in the same thread.
+        """
+        self._stopping.set()
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")
 
     def _close(self) -> None:
         for s in (self._sock, self._wake_r, self._wake_w):
