@@ -12,14 +12,24 @@ from __future__ import annotations
 import reprlib
 from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet import defer
+from twisted.internet.defer import Deferred, FirstError
 from twisted.python.failure import Failure
 
 __all__ = ["MAX_TEXT", "summarize", "summarize_exception", "shorten"]
 
 MAX_TEXT = 80
 
-_repr = reprlib.Repr()
+
+class _Repr(reprlib.Repr):
+    """reprlib, with Failures inside containers shown briefly."""
+
+    def repr_Failure(self, obj: Any, level: int) -> str:
+        kind, type_name, text, _ = summarize(obj)
+        return f"Failure({type_name}: {text})" if text else f"Failure({type_name})"
+
+
+_repr = _Repr()
 _repr.maxstring = MAX_TEXT - 4
 _repr.maxother = MAX_TEXT
 _repr.maxlist = _repr.maxtuple = _repr.maxset = _repr.maxdict = 6
@@ -63,7 +73,22 @@ def _message(exc: BaseException) -> str:
 
 
 def summarize_exception(exc: BaseException) -> ValueTuple:
-    """Summarise a raised exception as a failure: its type name and its message."""
+    """Summarise a raised exception as a failure: its type name and its message.
+
+    A FirstError (from a DeferredList or gatherResults) is described by the member that
+    failed: ``#1: ValueError: boom``.
+    """
+    if isinstance(exc, Failure):
+        return summarize(exc)
+    if isinstance(exc, FirstError):
+        sub = getattr(exc, "subFailure", None)
+        if isinstance(sub, Failure):
+            _, inner_type, inner_text, _ = summarize(sub)
+            text = f"#{getattr(exc, 'index', '?')}: {inner_type}: {inner_text}"
+            return ("failure", "FirstError", shorten(text), None)
+    if isinstance(exc, defer.TimeoutError) and len(exc.args) == 2:
+        # addTimeout's TimeoutError(seconds, "Deferred") reads badly as "(5, 'Deferred')"
+        return ("failure", "TimeoutError", f"timed out after {exc.args[0]} s", None)
     return ("failure", _type_name(type(exc)), _message(exc), None)
 
 
@@ -87,7 +112,7 @@ def summarize(obj: object, deferred_id: int | None = None) -> ValueTuple:
         return ("value", cls.__name__, repr(obj), None)
     if isinstance(obj, Failure):
         value = getattr(obj, "value", None)
-        if isinstance(value, BaseException):
+        if isinstance(value, BaseException) and not isinstance(value, Failure):
             return summarize_exception(value)
         return ("failure", _type_name(getattr(obj, "type", type(None))), "", None)
     if isinstance(obj, Deferred):
