@@ -1,9 +1,8 @@
-"""Shared fixtures: a reactor running in a background thread (via crochet) for integration
-tests on loopback, and the corpus."""
+"""Shared fixtures: the global reactor running in a background thread, started by the
+notebook runtime (crochet underneath), for integration tests on loopback."""
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -12,28 +11,23 @@ import pytest
 
 @pytest.fixture(scope="session")
 def reactor() -> Any:
-    """The global reactor, running in crochet's background thread for the whole session."""
-    warnings.filterwarnings("ignore", message=r"isSet\(\) is deprecated", category=DeprecationWarning)
-    import crochet
+    """The global reactor, running in its background thread for the whole session."""
+    from poetrylab import runtime
 
-    saved = warnings.showwarning
-    crochet.setup()
-    # crochet routes warnings through Twisted's log; keep pytest's own handling.
-    warnings.showwarning = saved
-    from twisted.internet import reactor as global_reactor
-
-    return global_reactor
+    return runtime.start().reactor
 
 
 @pytest.fixture(scope="session")
 def in_reactor(reactor: Any) -> Callable[..., Any]:
-    """Call ``fn(*args)`` in the reactor thread, wait up to ``timeout`` s for its result.
+    """Call ``fn(*args, **kwargs)`` in the reactor thread, wait up to ``timeout`` s for its result.
 
-    If ``fn`` returns a Deferred, its result is returned (or its exception raised).
+    If ``fn`` returns a Deferred (or a coroutine), its result is returned (or its exception
+    raised). A timeout raises ``poetrylab.runtime.WaitTimeoutError`` (a TimeoutError) after
+    cancelling the Deferred.
     """
-    import crochet
+    from poetrylab import runtime
 
     def call(fn: Callable[..., Any], *args: Any, timeout: float = 15.0, **kwargs: Any) -> Any:
-        return crochet.run_in_reactor(fn)(*args, **kwargs).wait(timeout)
+        return runtime.call(fn, *args, timeout=timeout, **kwargs)
 
     return call

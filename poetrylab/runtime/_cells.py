@@ -1,0 +1,192 @@
+"""Notebook cells: which one is running, and where the reactor thread's output goes.
+
+ipykernel tags every output message with the request that caused it (its *parent*).
+Output written from another thread takes the most recent request of any kind, so a
+poem printed by the reactor thread while the learner presses Tab (a completion request)
+or hovers over a name (an inspection request) is tagged with that request, and the
+notebook drops it. :class:`KernelCells` gives the reactor thread a parent of its own
+that follows the *cell* being run: what the reactor prints goes to the cell running now,
+or, between cells, to the last one that ran. Coroutines copy the reactor thread's
+context when they start, and they follow along too, because they share the same header
+object, which is only ever changed in the reactor thread.
+
+Errors that nobody handled are reported by ``_reports``; :meth:`KernelCells.locate`
+names the cell whose code raised them, and :meth:`KernelCells.sweep` (after each cell
+that used the runtime) collects garbage so those reports come while the cell that
+caused them is still running.
+
+Outside a kernel (tests, scripts) :class:`KernelCells` finds no shell and does nothing.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import re
+import sys
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Cell", "KernelCells", "NoCells"]
+
+_IN = re.compile(r"In\[(\d+)\]")
+_REMEMBERED = 500
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One execution of a notebook cell.
+
+    ``key`` is the same every time the same cell runs (JupyterLab's ``cellId``, else a
+    hash of the code); ``msg_id`` is this execution's request; ``count`` is ``In[n]``.
+    """
+
+    key: str | None
+    msg_id: str
+    count: int | None = None
+    parent: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def label(self) -> str:
+        """``In[7]``, or ``a cell`` when the number is unknown."""
+        return f"In[{self.count}]" if self.count is not None else "a cell"
+
+
+class NoCells:
+    """No notebook: no cells, nothing to route (plain Python, tests, scripts)."""
+
+    def install(self, reactor: Any) -> None:
+        """Nothing to hook."""
+
+    def current(self) -> Cell | None:
+        """The cell running now: never, here."""
+        return None
+
+    def used(self) -> None:
+        """Note that the runtime was used by the cell running now."""
+
+    def locate(self, filenames: Iterable[str]) -> Cell | None:
+        """The cell whose code one of ``filenames`` is: none, here."""
+        return None
+
+
+def _shell() -> Any:
+    ipython = sys.modules.get("IPython")
+    if ipython is None:
+        return None
+    shell = ipython.get_ipython()
+    return shell if getattr(shell, "kernel", None) is not None else None
+
+
+class KernelCells(NoCells):
+    """The cells of the IPython kernel this process runs, if it is one. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last: Cell | None = None
+        self._by_count: OrderedDict[int, dict[str, Any]] = OrderedDict()
+        self._installed = False
+        self._reactor: Any = None
+        self._header: dict[str, Any] = {}  # changed only in the reactor thread
+        self._used = False
+
+    def install(self, reactor: Any) -> None:
+        """Give the reactor thread its cell-following parent and hook cell events; once."""
+        shell = _shell()
+        with self._lock:
+            if shell is None or self._installed:
+                return
+            self._installed = True
+            self._reactor = reactor
+        reactor.callFromThread(self._adopt, dict(shell.kernel.get_parent().get("header") or {}))
+        self._remember(shell)
+        shell.events.register("pre_run_cell", self._cell_starting)
+        shell.events.register("post_execute", self.sweep)
+
+    def _adopt(self, header: dict[str, Any]) -> None:
+        """In the reactor thread: write under ``self._header`` from now on."""
+        self._follow(header)
+        parent = {"header": self._header}
+        for stream in (sys.stdout, sys.stderr):
+            set_parent = getattr(stream, "set_thread_parent", None)
+            if set_parent is not None:
+                set_parent(parent)
+
+    def _follow(self, header: dict[str, Any]) -> None:
+        """In the reactor thread: the cell whose request ``header`` is now runs."""
+        if header:
+            self._header.clear()
+            self._header.update(header)
+
+    def _cell_starting(self, info: Any = None) -> None:
+        shell = _shell()
+        if shell is None:
+            return
+        header = self._remember(shell)
+        self._reactor.callFromThread(self._follow, header)
+
+    def _remember(self, shell: Any) -> dict[str, Any]:
+        parent = shell.kernel.get_parent()
+        with self._lock:
+            self._by_count[shell.execution_count] = parent
+            while len(self._by_count) > _REMEMBERED:
+                self._by_count.popitem(last=False)
+        return dict(parent.get("header") or {})
+
+    def current(self) -> Cell | None:
+        """The cell this kernel is running now, or None outside a kernel."""
+        shell = _shell()
+        if shell is None:
+            return None
+        parent = shell.kernel.get_parent()
+        header = parent.get("header") or {}
+        msg_id = header.get("msg_id")
+        if not msg_id:
+            return None
+        last = self._last
+        if last is not None and last.msg_id == msg_id:
+            return last
+        cell = self._cell(parent, shell.execution_count)
+        self._last = cell
+        return cell
+
+    @staticmethod
+    def _cell(parent: dict[str, Any], count: int | None) -> Cell:
+        header = parent.get("header") or {}
+        key = None
+        if header.get("msg_type") == "execute_request":
+            key = (parent.get("metadata") or {}).get("cellId")
+            if not key:
+                code = (parent.get("content") or {}).get("code", "")
+                key = "code-" + hashlib.sha1(code.encode()).hexdigest()[:16]
+        return Cell(key=key, msg_id=header.get("msg_id", ""), count=count, parent=parent)
+
+    def used(self) -> None:
+        """Note that the running cell used the runtime: :meth:`sweep` will run after it."""
+        self._used = True
+
+    def sweep(self) -> None:
+        """After a cell that used the runtime: collect garbage now, so a failed Deferred
+        that nothing handled is reported while its cell is still running (Deferreds often
+        sit in reference cycles, which only the cyclic collector frees)."""
+        if self._used:
+            self._used = False
+            gc.collect()
+
+    def locate(self, filenames: Iterable[str]) -> Cell | None:
+        """The cell whose code one of ``filenames`` (innermost last) is, if any."""
+        shell = _shell()
+        if shell is None:
+            return None
+        for filename in reversed(list(filenames)):
+            label = shell.compile.format_code_name(filename)
+            match = _IN.fullmatch(label[1]) if label else None
+            if match:
+                count = int(match[1])
+                with self._lock:
+                    parent = self._by_count.get(count, {})
+                return self._cell(parent, count)
+        return None
