@@ -139,7 +139,8 @@ class ProxyService:
         return poem
 
     def _fetch_failed(self, failure: Failure) -> Failure:
-        if failure.check(CancelledError) or _cancelled(failure):
+        abandoned = self._in_flight is not None and self._in_flight.waiting == 0
+        if abandoned or failure.check(CancelledError):
             log.info("fetch from %s cancelled: nobody is waiting for it", self.upstream)
         else:
             log.warning("fetch from %s failed: %s; nothing cached", self.upstream, failure.value)
@@ -156,11 +157,6 @@ def _poem_bytes(result: Any) -> bytes:
     if isinstance(result, str):
         return result.encode("utf-8")
     return bytes(result)
-
-
-def _cancelled(failure: Failure) -> bool:
-    download = getattr(failure.value, "download", None)
-    return bool(download and download.error and "Cancelled" in download.error)
 
 
 class PoetryProxyProtocol(Protocol):
