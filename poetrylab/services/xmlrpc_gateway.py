@@ -18,6 +18,11 @@ Errors are Faults with a clear message; the codes follow HTTP's where one fits
 (:class:`FaultCode`). Only the four methods and ``system.*`` can be called: the method
 name from the wire is looked up in an explicit table. A request body over
 ``max_body`` bytes drops the connection.
+
+``poetrylab serve xmlrpc --backend HOST:PORT`` forwards to a backend already running.
+Without ``--backend`` it starts a tagged backend in the same process, on a free port of
+the same interface, and prints two ``listening on`` lines: the XML-RPC one first (so
+``--port`` and the first line always mean the gateway), then the backend's.
 """
 
 from __future__ import annotations
