@@ -1042,28 +1042,22 @@ def _add_1(
     eb_args: tuple[Any, ...],
     eb_kw: Any,
 ) -> Any:
-    """:func:`_add` for the usual case: one tracer, plain functions (``None``: implicit)."""
+    """:func:`_add` for the usual case: one tracer, a plain function on one side and the
+    implicit pass-through (given as None) on the other. One shim serves both sides."""
     if not rec.fired:
         tracer._note_fired(self, rec)
     if callback is None:
-        name = errback.__name__
-        sid = tracer._add_stage(
-            rec, "passthru", "lambda" if name == "<lambda>" else name, True, False, "user"
-        )
+        name = _name_of(errback)
+        sid = tracer._add_stage(rec, "passthru", name, True, False, "user")
         shim = _Shim(errback, "errback", tracer, rec.did, sid)
         return _orig_add_callbacks(
             self, shim.passthru_callback, shim.run, cb_args, cb_kw, eb_args, eb_kw
         )
-    name = callback.__name__
-    if errback is None:
-        sid = tracer._add_stage(
-            rec, "lambda" if name == "<lambda>" else name, "passthru", False, True, "user"
-        )
-        shim = _Shim(callback, "callback", tracer, rec.did, sid)
-        return _orig_add_callbacks(
-            self, shim.run, shim.passthru_errback, cb_args, cb_kw, eb_args, eb_kw
-        )
-    return None
+    sid = tracer._add_stage(rec, _name_of(callback), "passthru", False, True, "user")
+    shim = _Shim(callback, "callback", tracer, rec.did, sid)
+    return _orig_add_callbacks(
+        self, shim.run, shim.passthru_errback, cb_args, cb_kw, eb_args, eb_kw
+    )
 
 
 def _p_add_callbacks(

@@ -389,6 +389,9 @@ class _Block:
                 else min(max(wanted, CELL_W), CELL_W + GUTTER - 0.4)
             )
             pill_x = fire_x if fire_side == "callback" else fire_x + CELL_W - pill_w
+        if self.members and fired:
+            # the lanes meet on a pill as wide as they are, so their arrows come straight down
+            pill_x, pill_w = left, max(pill_w, content_w)
         if cv is not None:
             self._fire_node(cv, pill_x, cy, pill_w, fired)
         fire_top = (fire_x + cell_w / 2, cy)
@@ -398,7 +401,9 @@ class _Block:
             if cv is None:
                 continue
             i, n, result = info
-            tx = pill_x + pill_w * (i + 1) / (n + 1)
+            tx = min(max(ax_, pill_x + 0.4), pill_x + pill_w - 0.4)
+            if not fired:
+                tx = pill_x + pill_w * (i + 1) / (n + 1)
             color = _value_color(result.value if result else None)
             keys = [("arrow", result.seq)] if result else []
             cv.arrow(ax_, ay_, tx, cy, keys=keys, color=color, lw=3)
@@ -406,12 +411,13 @@ class _Block:
                 text = f"[{i}] " + _value_label(result.value, labels)
                 mx, my = (ax_ + tx) / 2, (ay_ + cy) / 2
                 cv.text(
-                    mx,
+                    mx + 0.12,
                     my,
-                    _fits(text, LANE_W + 0.3, FONT["label"]),
+                    _fits(text, LANE_W - 0.2, FONT["label"]),
                     keys=keys,
                     size=FONT["label"],
                     color=color,
+                    ha="left",
                     bbox=True,
                 )
         anchor = (fire_x + cell_w / 2, cy + PILL_H) if fired else None
@@ -519,6 +525,7 @@ class _Block:
         # the path: arrows from the firing, stage to stage, to the result --------------------
         label_next: str | None = None
         label_value: Value | None = None
+        label_seq: int | None = None
         dashed = False
         story = self.events
         # the fire pill already shows the value, except when cancel() fired it
@@ -539,10 +546,8 @@ class _Block:
                 continue
             if e.kind == "stage_ran" and e.stage is not None and e.side is not None:
                 target = cells.get((e.stage, e.side))
-                if target is None:
-                    if elided_at is not None and anchor is not None and anchor != elided_at:
-                        cv.arrow(*anchor, *elided_at, color=COLORS["muted"], lw=2, ls=":")
-                        anchor = (elided_at[0], elided_at[1] + CELL_H)
+                if target is None:  # an elided stage: the next arrow jumps over the gap
+                    dashed = dashed or elided_at is not None
                     continue
                 if detour_from and anchor is not None:
                     # out of a Deferred that handed its result on mid-chain: go round its box
@@ -577,11 +582,11 @@ class _Block:
                         cell_w,
                         text,
                         value,
-                        keys=[("arrow", e.seq)],
+                        keys=[("arrow", e.seq), ("arrow", label_seq)],
                         dashed=dashed,
                     )
                 anchor = (target[0] + cell_w / 2, target[1] + CELL_H)
-                label_next, label_value, dashed = None, None, False
+                label_next, label_value, dashed, label_seq = None, None, False, None
                 from_fire = False
             elif e.kind in ("paused", "adopted") and anchor is not None:
                 child = self._child(e.other)
@@ -619,8 +624,27 @@ class _Block:
             elif e.kind == "resumed":
                 label_next = "resumed: " + _value_label(e.value, labels)
                 label_value = e.value
+                label_seq = e.seq
                 dashed = True
-        if anchor is not None and final.state in ("result", "handed", "gave"):
+        pending = self._next_pending()
+        side = "errback" if final.value is not None and final.value.is_failure else "callback"
+        if pending is not None and (pending, side) not in cells:
+            pending = None
+        if anchor is not None and final.state == "result" and pending is not None:
+            # caught mid-flight (a step-through frame): the value is on its way to this stage
+            text = label_next or (None if from_fire else _value_label(final.value, labels))
+            self._path_arrow(
+                cv,
+                anchor,
+                cells[(pending, side)],
+                side,
+                cell_w,
+                text,
+                label_value or final.value,
+                keys=[("arrow", label_seq)],
+                dashed=dashed,
+            )
+        elif anchor is not None and final.state in ("result", "handed", "gave"):
             self._path_arrow(
                 cv,
                 anchor,
@@ -629,7 +653,7 @@ class _Block:
                 cell_w,
                 label_next,
                 label_value or final.value,
-                keys=[],
+                keys=[("arrow", label_seq)],
                 dashed=dashed,
             )
 
@@ -724,6 +748,17 @@ class _Block:
             )
         return (x + w / 2, y)
 
+    def _next_pending(self) -> int | None:
+        """The stage after the last that ran, if it has not run yet (mid-flight frames)."""
+        if self.lane or not self.fired:
+            return None
+        ran = {e.stage for e in self.runs}
+        stages = [row for row in self.rows if not isinstance(row, int)]
+        last = max((i for i, row in enumerate(stages) if row.id in ran), default=-1)
+        if last + 1 < len(stages) and stages[last + 1].id not in ran:
+            return int(stages[last + 1].id)
+        return None
+
     def _child(self, did: int | None) -> _Block | None:
         for children in self.inner.values():
             for child in children:
@@ -782,7 +817,7 @@ class _Block:
             if state == "gave":
                 text = "gave " + _value_label(value, self.ctx.labels)
             elif state == "handed":
-                text = f"gives {_value_label(value, self.ctx.labels)} to {text.split(' to ')[-1]}"
+                text = f"to {text.split(' to ')[-1]}: {_value_label(value, self.ctx.labels)}"
             else:
                 text = _value_label(value, self.ctx.labels)
                 text = ("unhandled " if failed else "result ") + text
@@ -875,7 +910,10 @@ class _Block:
         cv.arrow(sx, sy, tx, ty, keys=keys, color=color, lw=3.2, ls="--" if dashed else "-")
         if not text:
             return
-        text = _fits(text, GUTTER - 0.25 if crossing else GUTTER - 0.4, FONT["label"])
+        room = GUTTER - 0.25 if crossing else GUTTER - 0.4
+        if self.lane:
+            room = self.x + LANE_W + 2 * PAD - (sx + 0.12) - 0.1
+        text = _fits(text, room, FONT["label"])
         if crossing:
             cv.text(
                 (sx + tx) / 2,
@@ -1154,9 +1192,10 @@ def chain_figure(
         head, sub = title, ""
     guess = trace.meta.get("prediction")
     if isinstance(guess, dict) and title is None:
-        letters = " ".join(side[0].upper() for side in guess.get("predicted", []))
+        said = " ".join(side[0].upper() for side in guess.get("predicted", []))
+        went = " ".join(side[0].upper() for side in guess.get("actual", []))
         verdict = "right ✓" if guess.get("correct") else "not quite ✗"
-        sub = f"you predicted {letters}: {verdict}" + (f" · {sub}" if sub else "")
+        sub = f"you predicted {said}, it went {went}: {verdict}" + (f" · {sub}" if sub else "")
     blocks = [_Block(ctx, did) for did in roots]
     cv = _Canvas()
     margin = 0.35

@@ -35,8 +35,9 @@ Schema (``Trace.to_dict()``; ``to_json`` writes exactly this)::
     for ``chainDeferred``), ``added_seq``.
 
 ``Event`` -- one thing that happened, with ``seq`` (global order), ``time`` (seconds since
-the tracer started), ``thread`` (name), ``deferred`` (id) and ``kind``; the other fields
-are null unless the kind uses them:
+the tracer started, when the event was recorded: a stage is recorded when it returns, so
+events it caused come first in ``seq``), ``thread`` (name), ``deferred`` (id) and
+``kind``; the other fields are null unless the kind uses them:
 
 ==================  ====================================================================
 kind                fields used
