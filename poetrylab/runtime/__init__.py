@@ -91,12 +91,19 @@ class Runtime:
 
     ``engine.start()`` starts (once) and returns the reactor and its thread; ``cells``
     knows the notebook's cells (:class:`~poetrylab.runtime._cells.NoCells` outside a
-    kernel). Every method is thread-safe.
+    kernel); ``observe_log(observer)`` adds a Twisted log observer (by default to the
+    global log, which it begins). Every method is thread-safe.
     """
 
-    def __init__(self, engine: Any = None, cells: NoCells | None = None) -> None:
+    def __init__(
+        self,
+        engine: Any = None,
+        cells: NoCells | None = None,
+        observe_log: Callable[[Any], None] = begin_logging,
+    ) -> None:
         self._engine = engine if engine is not None else CrochetEngine()
         self._cells = cells if cells is not None else KernelCells()
+        self._observe_log = observe_log
         self._lock = threading.Lock()
         self._info: RuntimeInfo | None = None
         self._waits: Waits | None = None
@@ -125,7 +132,7 @@ class Runtime:
                     reactor, self._waits.call, self._waits.in_reactor_thread, self._cells,
                     self._kinds,
                 )  # fmt: skip
-                begin_logging(CellReports(self._cells))
+                self._observe_log(CellReports(self._cells))
                 self._cells.install(reactor)
                 reactor.addSystemEventTrigger("before", "shutdown", self._shutting_down)
             self._info = RuntimeInfo(reactor, type(reactor).__name__, started.thread_name)
@@ -267,7 +274,7 @@ class Runtime:
         """
         if self._waits is None or self._servers is None:
             return []
-        self._waits.cancel_pending()
+        self._waits.cancel_pending("runtime.stop_all()")
         return self._servers.stop_all()
 
 

@@ -69,7 +69,7 @@ def _identity(thing: Any) -> Any:
 class _Op:
     """One piece of work handed to the reactor thread; settled once, from that thread."""
 
-    __slots__ = ("_what", "abandoned", "deferred", "outcome", "subject")
+    __slots__ = ("_what", "abandoned", "deferred", "outcome", "reason", "subject")
 
     def __init__(self, what: str | None, subject: Any) -> None:
         self._what = what
@@ -77,6 +77,7 @@ class _Op:
         self.deferred: Deferred[Any] | None = None
         self.outcome: Any = _UNSET
         self.abandoned = False
+        self.reason: str | None = None
 
     @property
     def what(self) -> str:
@@ -96,6 +97,8 @@ class _Op:
         """Return the value, or raise the Failure's exception (with its traceback)."""
         outcome = self.outcome
         if isinstance(outcome, Failure):
+            if self.reason is not None and outcome.check(CancelledError):
+                raise CancelledError(f"{self.what} was cancelled by {self.reason}") from None
             outcome.raiseException()
         return outcome
 
@@ -347,16 +350,21 @@ class Waits:
         except KeyboardInterrupt:
             pass
 
-    def cancel(self, op: _Op) -> None:
-        """Give up on ``op``: it will not start, or its Deferred is cancelled. Thread-safe."""
+    def cancel(self, op: _Op, reason: str | None = None) -> None:
+        """Give up on ``op``: it will not start, or its Deferred is cancelled. Thread-safe.
+
+        The waiter, if still waiting, gets ``CancelledError`` naming ``reason``.
+        """
+        if reason is not None and op.reason is None:
+            op.reason = reason
         op.abandoned = True
         self._reactor.callFromThread(self._cancel_in_reactor, op)
 
-    def cancel_pending(self) -> int:
+    def cancel_pending(self, reason: str) -> int:
         """Cancel every op still in flight; return how many there were. Thread-safe."""
         pending = list(self._pending)
         for op in pending:
-            self.cancel(op)
+            self.cancel(op, reason)
         return len(pending)
 
     def fail_pending(self, why: str) -> None:

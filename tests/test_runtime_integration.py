@@ -1,0 +1,161 @@
+"""The runtime with the real reactor: crochet's thread, loopback sockets, fresh processes.
+
+The hazards of crochet 2.1.1 are tested in child processes, so that each starts from
+nothing: ``-W error``, Twisted's logging and ``warnings``, a Deferred that nobody handled.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+from typing import Any
+
+import pytest
+
+from poetrylab import runtime
+from poetrylab.corpus import load_poem
+from poetrylab.testing import read_to_eof
+
+
+def run_python(code: str, *flags: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *flags, "-c", textwrap.dedent(code)],
+        capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_start_reports_the_reactor_running_in_crochets_thread(reactor: Any) -> None:
+    info = runtime.start()
+    assert info is runtime.start()
+    assert info.reactor is reactor and reactor.running
+    assert info.thread_name == "CrochetReactor"
+    assert info.reactor_name == type(reactor).__name__
+
+
+def test_waits_work_under_w_error_and_warnings_stay_pythons() -> None:
+    result = run_python(
+        """
+        import asyncio, warnings
+        original = warnings.showwarning
+        from poetrylab import runtime
+        from twisted.internet import task
+        reactor = runtime.start().reactor
+        assert warnings.showwarning is original, warnings.showwarning
+        for _ in range(200):
+            assert runtime.call(lambda: 1) == 1
+        assert runtime.call(task.deferLater, reactor, 0.01, lambda: "later") == "later"
+        assert asyncio.run(runtime.resolve(task.deferLater, reactor, 0.01, lambda: 2)) == 2
+        import crochet  # someone else's raw crochet call: isSet() must not kill the reactor
+        assert crochet.wait_for(5)(lambda: 3)() == 3
+        assert runtime.call(lambda: 4) == 4
+        try:
+            warnings.warn("still an error", UserWarning)
+        except UserWarning:
+            print("warnings still raise")
+        print("ok")
+        """,
+        "-W", "error",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["warnings", "still", "raise", "ok"]
+    assert "Traceback" not in result.stderr
+
+
+def test_a_deferred_error_nobody_handled_is_reported_plainly_on_stderr() -> None:
+    result = run_python(
+        """
+        import gc, time
+        from poetrylab import runtime
+        from twisted.internet import task
+        reactor = runtime.start().reactor
+        def refuse():
+            raise ConnectionRefusedError("nobody is listening")
+        runtime.call(lambda: task.deferLater(reactor, 0.01, refuse) and None)
+        time.sleep(0.2)
+        gc.collect()
+        time.sleep(0.1)
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Unhandled error in a Deferred" in result.stderr
+    assert "ConnectionRefusedError: nobody is listening" in result.stderr
+    assert "in refuse" in result.stderr
+    assert "Add an errback" in result.stderr
+
+
+def test_twisted_log_goes_to_stdlib_logging_as_well() -> None:
+    result = run_python(
+        """
+        import logging
+        logging.basicConfig(level=logging.INFO, format="LOGGED %(name)s %(message)s")
+        from poetrylab import runtime
+        runtime.start()
+        from twisted.logger import Logger
+        runtime.call(lambda: Logger(namespace="poetry").info("a line from {who}", who="twisted"))
+        """
+    )
+    assert "LOGGED twisted a line from twisted" in result.stderr
+
+
+def test_a_served_poem_arrives_over_loopback_and_stop_frees_the_port(reactor: Any) -> None:
+    server = runtime.serve("slow", "tyger", delay=0.001, num_bytes=100, name="test-tyger")
+    try:
+        assert read_to_eof(server.address) == load_poem("tyger").data
+    finally:
+        server.stop()
+    with pytest.raises(ConnectionRefusedError):
+        read_to_eof(server.address, timeout=2)
+
+
+def test_serving_again_under_a_name_on_a_fixed_port_does_not_fail_with_address_in_use(
+    reactor: Any,
+) -> None:
+    first = runtime.serve("fast", "furuike", name="fixed")
+    port = first.port
+    first_again = runtime.serve("fast", "furuike", name="fixed", port=port)
+    try:
+        assert not first.running and first_again.port == port
+        assert read_to_eof(first_again.address) == load_poem("furuike").data
+    finally:
+        first_again.stop()
+
+
+def test_every_cli_server_kind_can_be_served_and_stopped(reactor: Any) -> None:
+    upstream = runtime.serve("fast", "tyger", name="upstream")
+    handles = [
+        runtime.serve(kind, name=f"kind-{kind}", **options)
+        for kind, options in [
+            ("slow", {}), ("fast", {}), ("blocking", {}), ("transform", {}), ("tagged", {}),
+            ("xmlrpc", {}), ("proxy", {"upstream": str(upstream.address)}),
+        ]
+    ]  # fmt: skip
+    try:
+        assert {h.kind for h in handles} >= {"slow", "blocking", "xmlrpc", "proxy"}
+        assert read_to_eof(handles[-1].address) == load_poem("tyger").data  # via the proxy
+    finally:
+        names = runtime.stop_all()
+    assert set(names) >= {"upstream", "kind-xmlrpc"}
+    assert runtime.servers() == []
+
+
+def test_many_calls_and_server_cycles_leave_no_threads_or_descriptors_behind(
+    reactor: Any,
+) -> None:
+    runtime.serve("blocking", "furuike", name="warm").stop()
+    runtime.serve("fast", "furuike", name="warm").stop()
+    threads, fds = threading.active_count(), open_fds()
+    for _ in range(2000):
+        runtime.call(int)
+    for i in range(150):
+        runtime.serve(("slow", "fast", "blocking")[i % 3], "furuike", name="cycled").stop()
+    for i in range(30):
+        runtime.serve(("slow", "fast", "blocking")[i % 3], "furuike", name="replaced")
+    runtime.stop_all()
+    assert (threading.active_count(), open_fds()) == (threads, fds)
