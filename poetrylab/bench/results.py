@@ -40,6 +40,7 @@ __all__ = [
     "SCHEMA",
     "SummaryRow",
     "compact_results",
+    "dumps_results",
     "format_table",
     "load_results",
     "save_results",
@@ -92,19 +93,38 @@ def validate_results(results: Any) -> None:
                 raise ValueError(f"runs[{i}].timeline[{j}] has no 'chunks'")
 
 
-def compact_results(results: dict[str, Any], timelines_max_servers: int = 16) -> dict[str, Any]:
-    """A copy of ``results`` without per-server timelines for runs above that many servers.
+def compact_results(
+    results: dict[str, Any], timelines_max_servers: int = 16, timeline_repeats: int = 1
+) -> dict[str, Any]:
+    """A copy of ``results`` keeping per-server timelines only where a figure needs them.
 
-    Every other field is kept, so summaries and the time / efficiency / CPU figures come
-    out the same; such runs get ``"timeline": []`` and ``"timeline_dropped": true``. For
-    keeping a big sweep beside a notebook (a 1,000-server run's timeline is ~150 kB).
+    Runs above ``timelines_max_servers`` servers, or past the first ``timeline_repeats``
+    repeats, get ``"timeline": []`` and ``"timeline_dropped": true``; every other field
+    is kept, so the summary and the time / efficiency / CPU figures come out the same.
+    For keeping a big sweep beside a notebook (one 1,000-server timeline is ~150 kB).
     """
     out = dict(results, runs=[])
     for run in results["runs"]:
-        if run["n_servers"] > timelines_max_servers and run["timeline"]:
+        keep = run["n_servers"] <= timelines_max_servers and run["repeat"] < timeline_repeats
+        if run["timeline"] and not keep:
             run = dict(run, timeline=[], timeline_dropped=True, chunks_stored=False)
         out["runs"].append(run)
     return out
+
+
+def dumps_results(results: dict[str, Any]) -> str:
+    """The results as JSON text: one line per top-level field and one per run.
+
+    Compact (a run's chunk list stays on its line) yet easy to diff and to grep.
+    """
+    fields = []
+    for key, value in results.items():
+        if key == "runs" and value:
+            body = ",\n".join("  " + json.dumps(run, separators=(",", ":")) for run in value)
+            fields.append(f' "runs": [\n{body}\n ]')
+        else:
+            fields.append(f" {json.dumps(key)}: {json.dumps(value)}")
+    return "{\n" + ",\n".join(fields) + "\n}\n"
 
 
 def save_results(results: dict[str, Any], path: str | Path) -> Path:
@@ -112,7 +132,7 @@ def save_results(results: dict[str, Any], path: str | Path) -> Path:
     validate_results(results)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    path.write_text(dumps_results(results), encoding="utf-8")
     return path
 
 

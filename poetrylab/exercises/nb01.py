@@ -1,0 +1,152 @@
+"""Checks for notebook 01 (three models of work).
+
+* :func:`check_total_time` — the learner's ``total_time(model, seconds)``: the least time
+  each model needs for tasks that take ``seconds`` each (the sum, or the slowest).
+* :func:`check_pool_client` — the learner's ``pool_client(addresses)``: every poem, with
+  at most two downloads at a time. Run against four slow servers on loopback, started
+  through the notebook runtime under names of their own (``nb01-check-...``) and stopped
+  before the check returns.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from poetrylab import runtime
+from poetrylab.corpus import load_poem
+from poetrylab.download import Download
+from poetrylab.exercises._feedback import Feedback, exercise, failed, passed, run_learner_code
+from poetrylab.servers import listen_slow
+
+__all__ = ["POOL_SERVERS", "check_pool_client", "check_total_time", "most_at_once"]
+
+_CASES: list[tuple[str, list[float], float]] = [
+    ("synchronous", [2.0, 3.0, 1.0, 4.0], 10.0),
+    ("threaded", [2.0, 3.0, 1.0, 4.0], 4.0),
+    ("asynchronous", [2.0, 3.0, 1.0, 4.0], 4.0),
+    ("synchronous", [0.5], 0.5),
+    ("asynchronous", [0.5, 0.5, 0.5], 0.5),
+    ("synchronous", [], 0.0),
+    ("asynchronous", [], 0.0),
+]
+
+POOL_SERVERS = 4
+"""How many servers :func:`check_pool_client` starts."""
+
+_POEM, _DELAY, _NUM_BYTES = "hope", 0.03, 40
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@exercise("01")
+def check_total_time(total_time: Any) -> Feedback:
+    """Call ``total_time(model, seconds)`` on several task lists; compare with the ideal.
+
+    ``model`` is ``"synchronous"``, ``"threaded"`` or ``"asynchronous"``; ``seconds`` a
+    list of how long each task waits. The answer is the least total time the model needs.
+    """
+    name = "check_total_time"
+    if not callable(total_time):
+        return failed(name, "pass your function itself", expected="total_time",
+                      got=_short(total_time), hint="def total_time(model, seconds): ...")
+    for model, seconds, want in _CASES:
+        ok, got = run_learner_code(total_time, model, list(seconds))
+        call = f"total_time({model!r}, {seconds})"
+        if not ok:
+            hint = (
+                "with no tasks at all, there is nothing to wait for: the answer is 0. "
+                "max() of an empty list needs default=0."
+                if not seconds
+                else "read the error: what does your function do with this model?"
+            )
+            return failed(name, f"{call} raised an error", expected=f"{want:g}", got=got, hint=hint)
+        if not isinstance(got, int | float) or not math.isclose(got, want, abs_tol=1e-9):
+            if model == "synchronous":
+                hint = "one task after another: each waits its whole time, so the times add up."
+            else:
+                hint = ("all tasks wait at the same time, so the total is the longest wait, "
+                        f"not the sum: the {model} model overlaps the waiting.")
+            return failed(name, f"{call} is not right", expected=f"{want:g}",
+                          got=_short(got), hint=hint)
+    return passed(name, "the synchronous model needs the sum of the waits, the threaded and "
+                        "asynchronous models only the longest one.")
+
+
+def most_at_once(downloads: Sequence[Download]) -> int:
+    """The most downloads that were under way at the same moment (0 if none started)."""
+    events: list[tuple[float, int]] = []
+    for d in downloads:
+        start = d.started if d.started is not None else (d.chunks[0].t if d.chunks else None)
+        end = d.finished if d.finished is not None else (d.chunks[-1].t if d.chunks else None)
+        if start is not None and end is not None:
+            events += [(start, 1), (end, -1)]
+    busy = peak = 0
+    for _, change in sorted(events, key=lambda e: (e[0], e[1])):  # ends before starts on a tie
+        busy += change
+        peak = max(peak, busy)
+    return peak
+
+
+@exercise("01")
+def check_pool_client(pool_client: Any) -> Feedback:
+    """Run ``pool_client(addresses)`` against four slow servers; every poem must arrive,
+    with at most two downloads at a time, and two at a time at some point."""
+    name = "check_pool_client"
+    if not callable(pool_client):
+        return failed(name, "pass your function itself", expected="pool_client",
+                      got=_short(pool_client), hint="def pool_client(addresses): ...")
+    poem = load_poem(_POEM).data
+    runtime.start()
+    servers = []
+    try:
+        for i in range(POOL_SERVERS):
+            servers.append(runtime.listen(
+                lambda reactor: listen_slow(reactor, poem, delay=_DELAY, num_bytes=_NUM_BYTES),
+                name=f"nb01-check-pool-{i + 1}",
+            ))  # fmt: skip
+        addresses = [server.address for server in servers]
+        ok, downloads = run_learner_code(pool_client, addresses)
+    finally:
+        for server in servers:
+            server.stop()
+    if not ok:
+        return failed(name, "your pool_client raised an error", got=downloads,
+                      hint="run it on `addresses` in a cell of its own to see the whole error.")
+    is_list = isinstance(downloads, list | tuple)
+    if not is_list or not all(isinstance(d, Download) for d in downloads):
+        return failed(name, "pool_client should return the list of Downloads",
+                      expected=f"a list of {POOL_SERVERS} Download objects", got=_short(downloads),
+                      hint="make one Download per address, fill them, and return the list.")
+    if len(downloads) != POOL_SERVERS:
+        return failed(name, "one Download per server, please", expected=str(POOL_SERVERS),
+                      got=str(len(downloads)))
+    incomplete = [d.task or i + 1 for i, d in enumerate(downloads) if d.data != poem]
+    if incomplete:
+        return failed(
+            name, "not every poem arrived whole",
+            expected=f"{len(poem)} bytes from each server",
+            got=", ".join(f"{d.nbytes} bytes" for d in downloads),
+            hint="every Download must be passed to get_poem_blocking; did every task run "
+                 "before pool_client returned? (leave the `with ThreadPoolExecutor` block first)",
+        )  # fmt: skip
+    peak = most_at_once(downloads)
+    if peak > 2:
+        return failed(
+            name, f"{peak} downloads ran at the same time", expected="at most 2 at a time",
+            got=f"{peak} at a time", hint="a pool with max_workers=2 runs two at a time; "
+            "starting a Thread per server runs them all at once.",
+        )  # fmt: skip
+    if peak < 2:
+        return failed(
+            name, "the downloads ran one after another", expected="2 at a time",
+            got="1 at a time (the synchronous model)",
+            hint="hand every download to the pool first (pool.map or pool.submit), and wait "
+                 "for the results only afterwards.",
+        )  # fmt: skip
+    return passed(name, f"all {POOL_SERVERS} poems, two at a time: about half the synchronous "
+                        "client's time, and twice the slowest server's.")
