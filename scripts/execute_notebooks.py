@@ -1,0 +1,75 @@
+"""Execute notebooks in place, each in a fresh kernel, and store their outputs.
+
+    .venv/bin/python scripts/execute_notebooks.py                   # every notebook
+    .venv/bin/python scripts/execute_notebooks.py notebooks/02-reactor.ipynb
+
+Each notebook runs top to bottom with nbclient in a new ``python3`` kernel, from the
+``notebooks/`` directory, exactly as nbval will run it. A cell that raises stops the run
+and nothing is written (tag a cell ``raises-exception`` when the error is the lesson).
+Volatile metadata is stripped so diffs show only real changes: per-cell execution
+timings, widget state, and the Python patch version. Prints each notebook's time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+CELL_TIMEOUT = 120
+
+
+def strip_volatile(nb: nbformat.NotebookNode) -> None:
+    """Remove what changes on every run without meaning anything."""
+    nb.metadata.pop("widgets", None)
+    language = nb.metadata.get("language_info", {})
+    language.pop("version", None)
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)
+        cell.metadata.pop("collapsed", None)
+        cell.metadata.pop("scrolled", None)
+
+
+def execute(path: Path) -> float:
+    """Run ``path`` in a fresh kernel and write it back with its outputs; return seconds."""
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        nb, timeout=CELL_TIMEOUT, kernel_name="python3", record_timing=False,
+        resources={"metadata": {"path": str(path.parent)}},
+    )  # fmt: skip
+    started = time.monotonic()
+    client.execute()
+    elapsed = time.monotonic() - started
+    strip_volatile(nb)
+    nbformat.validate(nb)
+    nbformat.write(nb, path)
+    return elapsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("paths", nargs="*", type=Path, help="notebooks (default: all)")
+    args = parser.parse_args(argv)
+    paths = args.paths or sorted(NOTEBOOKS.glob("[0-9][0-9]-*.ipynb"))
+    if not paths:
+        print("no notebooks to execute", file=sys.stderr)
+        return 1
+    for path in paths:
+        try:
+            elapsed = execute(path)
+        except CellExecutionError as exc:
+            print(f"{path}: a cell failed; nothing written\n{exc}", file=sys.stderr)
+            return 1
+        print(f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}: {elapsed:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
