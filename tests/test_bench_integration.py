@@ -147,3 +147,19 @@ def test_client_run_reads_one_request_and_prints_json(host: ServerHost) -> None:
     assert result["bytes"] == 2 * 77 and result["errors"] == 0
     assert result["fd_limit"] >= 1024
     assert [d["bytes"] for d in result["downloads"]] == [77, 77]
+
+
+def test_peak_memory_is_the_clients_own_not_inherited_from_a_big_parent() -> None:
+    """ru_maxrss of a child forked from a 150 MB parent says >= 150 MB; VmHWM does not."""
+    parent = (
+        "import subprocess, sys\n"
+        "ballast = bytearray(150 * 1024 * 1024)\n"
+        "ballast[::4096] = b'x' * len(ballast[::4096])\n"
+        "child = 'from poetrylab.bench._system import peak_rss_mb; print(peak_rss_mb())'\n"
+        "out = subprocess.run([sys.executable, '-c', child], capture_output=True, text=True)\n"
+        "print(out.stdout)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", parent], capture_output=True, text=True, timeout=60
+    )
+    assert 1 < float(done.stdout) < 100, done.stdout + done.stderr

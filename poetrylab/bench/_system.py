@@ -27,7 +27,20 @@ def raise_fd_limit(wanted: int = 65536) -> int:
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident memory so far, in MiB (``ru_maxrss``)."""
+    """This process's peak resident memory so far, in MiB.
+
+    On Linux it is ``VmHWM`` from ``/proc/self/status``: ``ru_maxrss`` would do, but a
+    child of a big process (a Jupyter kernel) inherits its parent's peak through fork
+    and exec, so every client would seem to need as much memory as the kernel. Elsewhere
+    it is ``ru_maxrss``.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # Linux reports KiB, macOS bytes.
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024

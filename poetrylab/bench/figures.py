@@ -9,7 +9,7 @@
 * :func:`plot_overview` puts all four on one page; :func:`save_all_figures` writes them.
 
 Each function returns a :class:`matplotlib.figure.Figure` built without pyplot, so it
-is safe in any thread and shows inline when it is a cell's last value; pass ``ax`` to
+is safe in any thread and shows itself (as a PNG) when it is a notebook cell's value; pass ``ax`` to
 draw into an axes of your own instead. Every client keeps one colour and one marker in
 every figure (:data:`CLIENT_STYLES`); fonts are sized for a classroom projector.
 """
@@ -92,10 +92,17 @@ def client_style(client: str) -> dict[str, str]:
     return _SPARE_STYLES[sum(map(ord, client)) % len(_SPARE_STYLES)]
 
 
+class ShownFigure(Figure):
+    """A Figure that shows itself as a PNG in a notebook, with or without pyplot."""
+
+    def _repr_png_(self) -> bytes:
+        return figure_png(self, dpi=90)
+
+
 def _new_axes(ax: Axes | None, size: tuple[float, float]) -> tuple[Figure, Axes]:
     if ax is not None:
         return ax.figure, ax  # type: ignore[return-value]
-    fig = Figure(figsize=size, layout="constrained")
+    fig = ShownFigure(figsize=size, layout="constrained")
     return fig, fig.add_subplot()
 
 
@@ -379,7 +386,7 @@ def plot_cpu(results: dict[str, Any], ax: Axes | None = None) -> Figure:
 def plot_overview(results: dict[str, Any]) -> Figure:
     """All four pictures on one page: timelines on top; time, efficiency and CPU below."""
     with _style():
-        fig = Figure(figsize=(26, 17), layout="constrained")
+        fig = ShownFigure(figsize=(26, 17), layout="constrained")
         grid = fig.add_gridspec(2, 3, height_ratios=[1, 1.05])
         top = fig.add_subplot(grid[0, :])
         runs = timeline_runs(results)
