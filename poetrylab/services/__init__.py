@@ -8,5 +8,29 @@
     xmlrpc_gateway  twisted.web.xmlrpc gateway forwarding to the tagged backend (10)
 
 Every server takes its ``reactor``; wire contracts are in DESIGN.md. Import the
-submodules you need; this package imports nothing on its own.
+submodules you need; this package imports nothing of them on its own.
 """
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+
+__all__ = ["quiet_logs"]
+
+
+@contextlib.contextmanager
+def quiet_logs(level: int = logging.ERROR) -> Iterator[None]:
+    """Hide the services' log lines below ``level`` while the block runs.
+
+    The servers log every refused request (a warning); a demo or a check that refuses
+    on purpose can keep them out of the way. Affects every thread while it lasts.
+    """
+    logger = logging.getLogger(__name__)
+    saved = logger.level
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(saved)

@@ -584,10 +584,15 @@ def transform_poem(
     endpoint_type = TCP6ClientEndpoint if ":" in host else TCP4ClientEndpoint
     endpoint = endpoint_type(reactor, host, port, timeout=timeout)
     protocol = TransformClientProtocol(name, poem)
-    d = connectProtocol(endpoint, protocol)
-    d.addCallback(lambda _: protocol.reply)
-    d.addTimeout(timeout, reactor)
-    return d
+    connecting = connectProtocol(endpoint, protocol)
+    connecting.addCallback(lambda _: protocol.reply)
+    # A fresh Deferred that fires with the poem or the failure itself (not first with the
+    # connected protocol), so a traced chain shows what the caller gets; cancelling it
+    # cancels the connection attempt or the exchange.
+    reply: Deferred[str] = Deferred(lambda _: connecting.cancel())
+    connecting.chainDeferred(reply)
+    reply.addTimeout(timeout, reactor)
+    return reply
 
 
 # ---------------------------------------------------------------------------------------

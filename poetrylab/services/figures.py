@@ -1,0 +1,188 @@
+"""Pictures for the services notebooks (06, 07, 10): a netstring's parts, outcomes, spans.
+
+Green is success (a callback ran), red is failure (an errback ran), as in every Deferred
+diagram of the course; fonts are large enough for a projector. Each function returns a
+figure that shows itself in a notebook; draw in the main thread, not in the reactor's.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from contextlib import contextmanager
+from typing import Any, NamedTuple
+
+import matplotlib as mpl
+from matplotlib.patches import Rectangle
+
+from poetrylab.bench.figures import ShownFigure
+from poetrylab.tracing._style import COLORS
+
+__all__ = ["Span", "draw_netstring", "draw_outcomes", "draw_spans"]
+
+_RC = {
+    "font.size": 16,
+    "axes.titlesize": 19,
+    "axes.titleweight": "bold",
+    "axes.labelsize": 16,
+    "xtick.labelsize": 14,
+    "ytick.labelsize": 14,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "svg.fonttype": "none",
+}
+GREEN, RED, GREY = COLORS["callback"], COLORS["errback"], COLORS["passthru"]
+BLUE, INK = COLORS["step"], COLORS["ink"]
+
+
+@contextmanager
+def _style() -> Any:
+    with mpl.rc_context(_RC):
+        yield
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def draw_netstring(frame: bytes, title: str = "One request: a netstring around NAME.POEM") -> Any:
+    """Draw the parts of a transform request: the length, ``:``, the name, ``.``, the poem,
+    ``,``. Raises ValueError when ``frame`` is not a netstring."""
+    length, colon, rest = frame.partition(b":")
+    if not (length.isdigit() and colon and rest.endswith(b",")):
+        raise ValueError(f"{frame[:30]!r} is not a netstring (LENGTH:DATA,)")
+    payload = rest[:-1]
+    name, dot, poem = payload.partition(b".")
+    parts = [
+        (length.decode(), GREY, "length:\nbytes that follow"),
+        (":", GREY, ""),
+        (name.decode("ascii", "replace"), BLUE, "transform\nname"),
+        (dot.decode(), GREY, ""),
+        (_clip(poem.decode("utf-8", "replace").replace("\n", "⏎"), 30), GREEN, "the poem\n(UTF-8)"),
+        (",", GREY, "end"),
+    ]
+    widths = [max(1.0, len(text) * 0.62 + 0.6) for text, _, _ in parts]
+    with _style():
+        fig = ShownFigure(figsize=(14, 2.6), layout="constrained")
+        ax = fig.add_subplot()
+        x = 0.0
+        for (text, colour, label), width in zip(parts, widths, strict=True):
+            ax.add_patch(
+                Rectangle(
+                    (x, 0), width, 1, facecolor=colour, alpha=0.15, edgecolor=colour, linewidth=2
+                )
+            )
+            ax.text(
+                x + width / 2,
+                0.5,
+                text,
+                ha="center",
+                va="center",
+                family="monospace",
+                fontsize=17,
+                color=INK,
+            )
+            if label:
+                ax.text(
+                    x + width / 2, -0.25, label, ha="center", va="top", fontsize=14, color=colour
+                )
+            x += width
+        ax.set_xlim(-0.2, x + 0.2)
+        ax.set_ylim(-0.95, 1.1)
+        ax.set_axis_off()
+        ax.set_title(f"{title}: {len(payload)} bytes of payload")
+    return fig
+
+
+def draw_outcomes(
+    outcomes: Sequence[bool],
+    title: str,
+    success: str = "callback: the new poem",
+    failure: str = "errback: refused",
+    per_row: int = 10,
+) -> Any:
+    """One square per call, numbered in order: green when it succeeded, red when not."""
+    rows = max(1, math.ceil(len(outcomes) / per_row))
+    with _style():
+        fig = ShownFigure(figsize=(12, 1.3 + 1.1 * rows), layout="constrained")
+        ax = fig.add_subplot()
+        for i, ok in enumerate(outcomes):
+            row, col = divmod(i, per_row)
+            colour = GREEN if ok else RED
+            ax.add_patch(Rectangle((col, -row), 0.9, 0.9, facecolor=colour, alpha=0.85))
+            ax.text(
+                col + 0.45,
+                -row + 0.45,
+                str(i + 1),
+                ha="center",
+                va="center",
+                color="white",
+                fontsize=15,
+                fontweight="bold",
+            )
+        ax.set_xlim(-0.1, per_row)
+        ax.set_ylim(-rows + 0.8, 1.0)
+        ax.set_aspect("equal")
+        ax.set_axis_off()
+        good = sum(outcomes)
+        ax.set_title(f"{title}\n{good} × {success}, {len(outcomes) - good} × {failure}")
+    return fig
+
+
+class Span(NamedTuple):
+    """One request or download: a label, when it started and ended, whether it succeeded,
+    and a note written after the bar."""
+
+    label: str
+    start: float
+    end: float
+    ok: bool = True
+    note: str = ""
+
+
+def draw_spans(
+    spans: Sequence[Span],
+    title: str,
+    xlabel: str = "seconds since the first start",
+    groups: Sequence[tuple[str, int]] = (),
+) -> Any:
+    """One horizontal bar per span (green ok, red failed), top to bottom in the given order.
+
+    ``groups`` names consecutive runs of spans, ``(caption, count)``, with a line between.
+    """
+    if not spans:
+        raise ValueError("nothing to draw")
+    origin = min(s.start for s in spans)
+    with _style():
+        fig = ShownFigure(figsize=(13, 1.5 + 0.45 * len(spans)), layout="constrained")
+        ax = fig.add_subplot()
+        for y, span in enumerate(spans):
+            start, end = span.start - origin, span.end - origin
+            colour = GREEN if span.ok else RED
+            ax.barh(y, max(end - start, 0.002), left=start, height=0.6, color=colour, alpha=0.85)
+            if span.note:
+                ax.text(end, y, f"  {span.note}", va="center", ha="left", fontsize=13, color=INK)
+        ax.set_yticks(range(len(spans)), [s.label for s in spans])
+        ax.invert_yaxis()
+        first = 0
+        for caption, count in groups:
+            ax.text(
+                1.0,
+                first - 0.6,
+                caption,
+                transform=ax.get_yaxis_transform(),
+                ha="right",
+                va="bottom",
+                fontsize=14,
+                color=GREY,
+                style="italic",
+            )
+            if first:
+                ax.axhline(first - 0.5, color=GREY, linewidth=1, linestyle="--")
+            first += count
+        ax.set_xlabel(xlabel)
+        ax.grid(axis="x", alpha=0.3)
+        longest = max(s.end for s in spans) - origin
+        ax.set_xlim(0, longest * 1.25 + 0.01)
+        ax.set_title(title)
+    return fig
