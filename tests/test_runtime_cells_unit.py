@@ -166,3 +166,16 @@ def test_cell_reports_show_warnings_and_errors_and_skip_the_rest(
 def test_a_broken_log_event_never_breaks_logging(monkeypatch: pytest.MonkeyPatch) -> None:
     reports = CellReports(KernelCells())
     reports({"log_level": LogLevel.error, "log_failure": object()})  # no exception escapes
+
+
+def test_cells_that_jupyterlab_reports_deleted_are_passed_on_when_the_next_cell_starts(
+    shell: FakeShell,
+) -> None:
+    deleted: list[list[str]] = []
+    cells = KernelCells()
+    cells.install(ImmediateReactor(), deleted.append)
+    shell.execute("serve()", "run-1", cell_id="cell-a")
+    shell.parent["metadata"]["deletedCells"] = ["cell-a"]
+    for hook in shell.hooks["pre_run_cell"]:
+        hook(None)
+    assert deleted == [["cell-a"]]

@@ -600,3 +600,23 @@ def test_a_registered_kind_gets_the_reactor_arguments_and_options(
     handle = rt.serve("echo", "hello", loud=True)
     assert seen == [(fake_reactor, "hello", 0, "127.0.0.1", True, True)]
     assert (handle.kind, handle.port) == ("echo", 4999)
+
+
+def test_servers_of_deleted_cells_are_stopped_and_named_ones_kept(
+    rt: Runtime, cells: FakeCells
+) -> None:
+    cells.run("cell-A", "run-1")
+    anonymous = rt.listen(start_port(4001))
+    named = rt.listen(start_port(4002), name="kept")
+    assert rt._servers is not None
+    assert rt._servers.stop_cells(["cell-A", "cell-Z"]) == ["custom"]
+    assert not anonymous.running and named.running
+
+
+def test_every_public_name_of_the_runtime_is_exported_once_and_documented() -> None:
+    import poetrylab.runtime as runtime
+
+    names = runtime.__all__
+    assert names == sorted(names) and len(names) == len(set(names))
+    for name in names:
+        assert getattr(runtime, name).__doc__, f"runtime.{name} has no docstring"

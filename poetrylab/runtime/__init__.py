@@ -133,7 +133,7 @@ class Runtime:
                     self._kinds,
                 )  # fmt: skip
                 self._observe_log(CellReports(self._cells))
-                self._cells.install(reactor)
+                self._cells.install(reactor, self._servers.stop_cells)
                 reactor.addSystemEventTrigger("before", "shutdown", self._shutting_down)
             self._info = RuntimeInfo(reactor, type(reactor).__name__, started.thread_name)
             return self._info
@@ -170,9 +170,10 @@ class Runtime:
         Raises what ``fn`` raised (or the Failure's exception); :class:`WaitTimeoutError`
         after ``timeout`` seconds (None: wait for ever) and ``KeyboardInterrupt`` when
         the kernel is interrupted, in both cases after cancelling the Deferred; the
-        message names ``what`` (default: the function's name). Raises RuntimeError in
-        the reactor thread, where waiting would deadlock: return the Deferred there.
-        Pass the function's own ``timeout``/``what`` arguments positionally.
+        message names ``what`` (default: the function's name). Thread-safe, from any
+        thread but the reactor's: there it raises RuntimeError, as waiting would
+        deadlock (return the Deferred instead). Pass the function's own
+        ``timeout``/``what`` arguments positionally.
         """
         return self._need_waits().call(fn, *args, timeout=timeout, what=what, **kwargs)
 
@@ -187,7 +188,7 @@ class Runtime:
 
         Outcomes as :func:`call`. The Deferred's result is consumed (it holds None
         afterwards), as ``await`` in Twisted does. Raises TypeError for anything that
-        is neither a Deferred nor a coroutine.
+        is neither a Deferred nor a coroutine. Thread-safe, except in the reactor thread.
         """
         return self._need_waits().wait(waitable, timeout=timeout, what=what)
 
@@ -231,7 +232,8 @@ class Runtime:
         default, under the cell that started it, so running the cell again replaces it
         (the port is freed first, so a fixed ``port`` can be reused). Raises ValueError
         for an unknown kind or a bad option value, TypeError for an unknown option, and
-        ``CannotListenError`` when the port is taken by someone else.
+        ``CannotListenError`` when the port is taken by someone else. Thread-safe, from
+        any thread but the reactor's (it waits for the server to listen).
         """
         return self._need_servers().serve(
             kind, *args, name=name, port=port, iface=iface, **options
@@ -245,6 +247,7 @@ class Runtime:
         ``start`` returns what ``reactor.listenTCP`` returns (or a list of them, or an
         object with ``host``, ``port`` and ``stop()``). Registered and replaced exactly
         like :func:`serve`; returns the handle. Raises what ``start`` raised.
+        Thread-safe, from any thread but the reactor's.
         """
         return self._need_servers().open(kind, start, name=name)
 
@@ -262,7 +265,10 @@ class Runtime:
             self._kinds[kind] = start
 
     def servers(self) -> list[ServerHandle]:
-        """The servers running now (started through this runtime), oldest first."""
+        """The servers running now (started through this runtime), oldest first.
+
+        Returns a new list of :class:`ServerHandle`; empty before :func:`start`. Thread-safe.
+        """
         servers = self._servers
         return servers.handles() if servers is not None else []
 
@@ -270,7 +276,8 @@ class Runtime:
         """Reset a demo: stop every server and cancel every wait still in flight.
 
         Returns the names of the servers stopped. Connections already open finish on
-        their own. Safe to call before :func:`start` (it does nothing) and repeatedly.
+        their own. Safe to call before :func:`start` (it does nothing), repeatedly, and
+        from any thread (in the reactor thread it starts closing ports and returns).
         """
         if self._waits is None or self._servers is None:
             return []

@@ -10,6 +10,7 @@ or, between cells, to the last one that ran. Coroutines copy the reactor thread'
 context when they start, and they follow along too, because they share the same header
 object, which is only ever changed in the reactor thread.
 
+When JupyterLab reports cells deleted, the runtime stops the servers they started.
 Errors that nobody handled are reported by ``_reports``; :meth:`KernelCells.locate`
 names the cell whose code raised them, and :meth:`KernelCells.sweep` (after each cell
 that used the runtime) collects garbage so those reports come while the cell that
@@ -26,7 +27,7 @@ import re
 import sys
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +35,10 @@ __all__ = ["Cell", "KernelCells", "NoCells"]
 
 _IN = re.compile(r"In\[(\d+)\]")
 _REMEMBERED = 500
+
+
+def _ignore(keys: list[str]) -> None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -58,7 +63,7 @@ class Cell:
 class NoCells:
     """No notebook: no cells, nothing to route (plain Python, tests, scripts)."""
 
-    def install(self, reactor: Any) -> None:
+    def install(self, reactor: Any, cells_deleted: Callable[[list[str]], Any] = _ignore) -> None:
         """Nothing to hook."""
 
     def current(self) -> Cell | None:
@@ -92,15 +97,21 @@ class KernelCells(NoCells):
         self._reactor: Any = None
         self._header: dict[str, Any] = {}  # changed only in the reactor thread
         self._used = False
+        self._cells_deleted: Callable[[list[str]], Any] = _ignore
 
-    def install(self, reactor: Any) -> None:
-        """Give the reactor thread its cell-following parent and hook cell events; once."""
+    def install(self, reactor: Any, cells_deleted: Callable[[list[str]], Any] = _ignore) -> None:
+        """Give the reactor thread its cell-following parent and hook cell events; once.
+
+        ``cells_deleted(keys)`` is called (in the main thread, as the next cell starts)
+        with the keys of cells the notebook says were deleted.
+        """
         shell = _shell()
         with self._lock:
             if shell is None or self._installed:
                 return
             self._installed = True
             self._reactor = reactor
+            self._cells_deleted = cells_deleted
         reactor.callFromThread(self._adopt, dict(shell.kernel.get_parent().get("header") or {}))
         self._remember(shell)
         shell.events.register("pre_run_cell", self._cell_starting)
@@ -127,6 +138,9 @@ class KernelCells(NoCells):
             return
         header = self._remember(shell)
         self._reactor.callFromThread(self._follow, header)
+        deleted = (shell.kernel.get_parent().get("metadata") or {}).get("deletedCells")
+        if deleted:  # JupyterLab names the cells deleted since the last execution
+            self._cells_deleted(list(deleted))
 
     def _remember(self, shell: Any) -> dict[str, Any]:
         parent = shell.kernel.get_parent()

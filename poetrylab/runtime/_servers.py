@@ -334,6 +334,18 @@ class ServerRegistry:
         for listener in others:
             listener.stop_here()
 
+    def stop_cells(self, keys: list[str]) -> list[str]:
+        """Stop the servers started (without a name) by the cells ``keys``; return names."""
+        wanted = set(keys)
+        with self._lock:
+            doomed = [
+                h for k, h in self._handles.items()
+                if k.startswith("cell:") and h._cell is not None and h._cell.key in wanted
+            ]  # fmt: skip
+        for handle in doomed:
+            self._stop(handle)
+        return [h.name for h in doomed]
+
     def stop_all(self) -> list[str]:
         """Stop every server; return their names. Thread-safe."""
         handles = self.handles()
