@@ -1,14 +1,15 @@
 """Benchmark the notebook runtime against raw crochet, and check that it leaks nothing.
 
-Run: ``.venv/bin/python scripts/bench_runtime.py`` (``--json`` for machine-readable).
+Run: ``.venv/bin/python scripts/bench_runtime.py`` (``--kernel`` to measure the latencies
+inside a real IPython kernel, as a notebook sees them; ``--json`` for machine-readable).
 
 Measured side by side in one process, in interleaved rounds so that machine noise hits
 every method alike, each figure the median of single-call times:
 
 * ``crochet @wait_for``: raw crochet, a function returning a constant (the baseline);
 * ``runtime.call``: the same function through poetrylab's blocking call;
-* ``await runtime.resolve(d)``: an already-fired Deferred awaited from an asyncio loop
-  in the main thread (as a notebook's top-level ``await`` does);
+* ``await runtime.resolve(d)``: an already-fired Deferred awaited from the asyncio loop
+  of the main thread (``--kernel``: a notebook's top-level ``await``, on the kernel's loop);
 * ``bare wrap_future``: the least a thread-safe bridge can do, for comparison: the
   reactor thread completes a ``concurrent.futures.Future`` that asyncio awaits.
 
@@ -65,8 +66,12 @@ async def measure_awaiting(await_once: Callable[[], Any], n: int) -> list[float]
     return times
 
 
-def latencies(rounds: int, per_round: int) -> dict[str, float]:
-    """Median µs per call of each method, measured in interleaved rounds."""
+async def latencies(rounds: int, per_round: int) -> dict[str, float]:
+    """Median µs per call of each method, measured in interleaved rounds.
+
+    Awaits run on the event loop running this coroutine: ``asyncio.run`` from the
+    command line, the kernel's own loop with ``--kernel``.
+    """
     import crochet
 
     reactor = runtime.start().reactor
@@ -89,20 +94,29 @@ def latencies(rounds: int, per_round: int) -> dict[str, float]:
         "crochet @wait_for": [], "runtime.call": [],
         "await runtime.resolve(d)": [], "bare wrap_future": [],
     }  # fmt: skip
-    loop = asyncio.new_event_loop()
-    try:
-        for _ in range(rounds):
-            samples["crochet @wait_for"] += measure_blocking(raw, per_round)
-            samples["runtime.call"] += measure_blocking(lambda: runtime.call(_constant), per_round)
-            samples["await runtime.resolve(d)"] += loop.run_until_complete(
-                measure_awaiting(already_fired, per_round)
-            )
-            samples["bare wrap_future"] += loop.run_until_complete(
-                measure_awaiting(bare_bridge, per_round)
-            )
-    finally:
-        loop.close()
+    for _ in range(rounds):
+        samples["crochet @wait_for"] += measure_blocking(raw, per_round)
+        samples["runtime.call"] += measure_blocking(lambda: runtime.call(_constant), per_round)
+        samples["await runtime.resolve(d)"] += await measure_awaiting(already_fired, per_round)
+        samples["bare wrap_future"] += await measure_awaiting(bare_bridge, per_round)
     return {name: statistics.median(times) * 1e6 for name, times in samples.items()}
+
+
+def latencies_in_kernel(rounds: int, per_round: int) -> dict[str, float]:
+    """:func:`latencies` run by a real IPython kernel, with top-level ``await``."""
+    from nbclient import NotebookClient
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    cell = new_code_cell(
+        "import importlib.util, json\n"
+        f"spec = importlib.util.spec_from_file_location('bench', {__file__!r})\n"
+        "bench = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(bench)\n"
+        f"print(json.dumps(await bench.latencies({rounds}, {per_round})))"
+    )
+    nb = new_notebook(cells=[cell])
+    NotebookClient(nb, timeout=600, kernel_name="python3").execute()
+    return json.loads(cell.outputs[0]["text"])
 
 
 def leaks(calls: int, cycles: int) -> dict[str, Any]:
@@ -137,15 +151,24 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=10_000)
     parser.add_argument("--cycles", type=int, default=1_000)
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument(
+        "--kernel", action="store_true",
+        help="measure the latencies inside a real IPython kernel (top-level await)",
+    )  # fmt: skip
     args = parser.parse_args()
 
-    medians = latencies(args.rounds, args.per_round)
+    if args.kernel:
+        medians = latencies_in_kernel(args.rounds, args.per_round)
+    else:
+        medians = asyncio.run(latencies(args.rounds, args.per_round))
     leak = leaks(args.calls, args.cycles)
     base = medians["crochet @wait_for"]
     if args.json:
         print(json.dumps({"median_us": medians, "leaks": leak}, indent=2))
     else:
-        print(f"median µs per call ({args.rounds} x {args.per_round} calls each, interleaved)")
+        where = "in an IPython kernel" if args.kernel else "in this process"
+        print(f"median µs per call, {where} ({args.rounds} x {args.per_round} calls each, "
+              "interleaved)")  # fmt: skip
         for name, us in medians.items():
             print(f"  {name:26} {us:7.1f} µs  {us / base:4.2f}x crochet")
         print(f"threads before / after {args.calls} calls / after {args.cycles} server cycles: "
