@@ -24,7 +24,7 @@ lab: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/ruff check poetrylab tests twisted scripts
 	$(PY) -m pytest tests
-	$(PY) -m pytest --nbval notebooks --sanitize-with notebooks/sanitize.cfg -p no:randomly
+	$(PY) -m pytest --nbval notebooks --nbval-sanitize-with notebooks/sanitize.cfg --nbval-current-env
 
 ## test-fast: the unit and integration tests only
 test-fast: $(STAMP)
