@@ -148,41 +148,45 @@ def draw_spans(
 ) -> Any:
     """One horizontal bar per span (green ok, red failed), top to bottom in the given order.
 
-    ``groups`` names consecutive runs of spans, ``(caption, count)``, with a line between.
+    ``groups`` names consecutive runs of spans, ``(caption, count)``: each caption gets a
+    row of its own above its spans.
     """
     if not spans:
         raise ValueError("nothing to draw")
     origin = min(s.start for s in spans)
+    captions: dict[int, str] = {}
+    first = 0
+    for caption, count in groups:
+        captions[first] = caption
+        first += count
+    rows: list[Span | str] = []
+    for i, span in enumerate(spans):
+        if i in captions:
+            rows.append(captions[i])
+        rows.append(span)
     with _style():
-        fig = ShownFigure(figsize=(13, 1.5 + 0.45 * len(spans)), layout="constrained")
+        fig = ShownFigure(figsize=(13, 1.5 + 0.45 * len(rows)), layout="constrained")
         ax = fig.add_subplot()
-        for y, span in enumerate(spans):
-            start, end = span.start - origin, span.end - origin
-            colour = GREEN if span.ok else RED
+        labels = []
+        for y, row in enumerate(rows):
+            if isinstance(row, str):
+                labels.append(row)
+                continue
+            labels.append(row.label)
+            start, end = row.start - origin, row.end - origin
+            colour = GREEN if row.ok else RED
             ax.barh(y, max(end - start, 0.002), left=start, height=0.6, color=colour, alpha=0.85)
-            if span.note:
-                ax.text(end, y, f"  {span.note}", va="center", ha="left", fontsize=13, color=INK)
-        ax.set_yticks(range(len(spans)), [s.label for s in spans])
+            if row.note:
+                ax.text(end, y, f"  {row.note}", va="center", ha="left", fontsize=13, color=INK)
+        ax.set_yticks(range(len(rows)), labels)
+        for tick, row in zip(ax.get_yticklabels(), rows, strict=True):
+            if isinstance(row, str):
+                tick.set_fontweight("bold")
+                tick.set_color(GREY)
         ax.invert_yaxis()
-        first = 0
-        for caption, count in groups:
-            ax.text(
-                1.0,
-                first - 0.6,
-                caption,
-                transform=ax.get_yaxis_transform(),
-                ha="right",
-                va="bottom",
-                fontsize=14,
-                color=GREY,
-                style="italic",
-            )
-            if first:
-                ax.axhline(first - 0.5, color=GREY, linewidth=1, linestyle="--")
-            first += count
         ax.set_xlabel(xlabel)
         ax.grid(axis="x", alpha=0.3)
         longest = max(s.end for s in spans) - origin
-        ax.set_xlim(0, longest * 1.25 + 0.01)
+        ax.set_xlim(0, longest * 1.35 + 0.01)
         ax.set_title(title)
     return fig
