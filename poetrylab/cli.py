@@ -264,6 +264,8 @@ def _run_lab(args: argparse.Namespace) -> int:
             f"--ServerApp.root_dir={notebooks}",
             "--LabApp.default_url=/lab/tree/00-welcome.ipynb",
         ]
+    if os.geteuid() == 0:  # CI machines and containers run as root; Jupyter refuses it otherwise
+        argv.append("--allow-root")
     argv += [a for a in args.jupyter_args if a != "--"]
     os.execv(sys.executable, argv)
     return 0  # not reached

@@ -8,6 +8,7 @@ lab's autosave never touches the stored outputs. A screenshot is saved to
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -62,22 +63,29 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> str:
             f"--IdentityProvider.token={token}",
             f"--ServerApp.root_dir={root / 'notebooks'}",
             "--LabApp.expose_app_in_browser=True",
-            "--ServerApp.port_retries=0",
+            "--ServerApp.port_retries=50",
+            *(["--allow-root"] if os.geteuid() == 0 else []),
         ],
         stdout=subprocess.DEVNULL,
         stderr=log,
         stdin=subprocess.DEVNULL,
         env=env,
     )
-    base = f"http://127.0.0.1:{port}"
+    # The port may be taken by the time Jupyter binds (others use loopback too), so it may
+    # retry another: its runtime file says which port it really got.
+    info_file = root / "rt" / f"jpserver-{proc.pid}.json"
     deadline = time.monotonic() + 60
     while True:
         try:
+            port = json.loads(info_file.read_text())["port"]
+            base = f"http://127.0.0.1:{port}"
             urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2).close()
             break
-        except OSError:
+        except (OSError, ValueError, KeyError):
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
+                proc.wait()
+                log.close()
                 pytest.fail(f"JupyterLab did not start: {(root / 'lab.log').read_text()[-2000:]}")
             time.sleep(0.25)
     yield f"{base}/lab/tree/00-welcome.ipynb?reset&token={token}"
