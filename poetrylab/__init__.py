@@ -7,11 +7,20 @@ How the package is laid out, and which notebook teaches each part:
     servers      slow (callLater), fast and blocking poetry servers       (00-03)
     clients/     one client per model: blocking, threaded, select,
                  reactor, protocol, deferred, inline, coroutine, asyncio  (01-03, 08)
+    runtime/     the notebook runtime: crochet's reactor thread, waits,
+                 top-level await, servers started from cells              (00, 02 on)
+    tracing/     records what really ran in Deferreds; diagrams, timeline,
+                 step-through widget, simulator                           (04, 05, 08, 09)
+    services/    transform (netstrings), caching proxy, tagged backend,
+                 XML-RPC gateway                                          (06, 07, 10)
     service      the poetry server as a twistd service / .tac application (11)
-    cli          the `poetrylab` command (serve, get, poems, bench, lab)
+    testing      ServerProcess and friends for your own tests             (12)
+    bench/       blocking vs threaded vs asynchronous, measured           (01, 13)
+    exercises/   the checks behind every notebook's exercises
+    cli          the `poetrylab` command (serve, get, poems, transform, bench, lab)
 
-Layers: corpus and download depend on nothing here; servers and clients on them; the
-CLI and the notebook runtime sit on top. Only the notebook runtime knows crochet's
+Layers: corpus and download depend on nothing here; servers, clients, services and
+tracing on them; the CLI, the benchmark, the runtime and the exercises sit on top. Only the notebook runtime knows crochet's
 global reactor: everything else takes a ``reactor`` argument.
 """
 
