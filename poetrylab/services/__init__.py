@@ -6,6 +6,7 @@
     tagged          line backend with tagged, out-of-order replies, and the
                     client that multiplexes requests over one connection       (10)
     xmlrpc_gateway  twisted.web.xmlrpc gateway forwarding to the tagged backend (10)
+    figures         the pictures of those notebooks
 
 Every server takes its ``reactor``; wire contracts are in DESIGN.md. Import the
 submodules you need; this package imports nothing of them on its own.

@@ -47,11 +47,13 @@ def _clip(text: str, limit: int) -> str:
 
 def draw_netstring(frame: bytes, title: str = "One request: a netstring around NAME.POEM") -> Any:
     """Draw the parts of a transform request: the length, ``:``, the name, ``.``, the poem,
-    ``,``. Raises ValueError when ``frame`` is not a netstring."""
+    ``,``. Raises ValueError when ``frame`` is not one well-formed netstring."""
     length, colon, rest = frame.partition(b":")
     if not (length.isdigit() and colon and rest.endswith(b",")):
         raise ValueError(f"{frame[:30]!r} is not a netstring (LENGTH:DATA,)")
     payload = rest[:-1]
+    if int(length) != len(payload):
+        raise ValueError(f"the netstring announces {int(length)} bytes but holds {len(payload)}")
     name, dot, poem = payload.partition(b".")
     parts = [
         (length.decode(), GREY, "length:\nbytes that follow"),

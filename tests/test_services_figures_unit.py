@@ -1,0 +1,45 @@
+"""The services notebooks' pictures: they draw what they are given and refuse nonsense."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from poetrylab.services import quiet_logs
+from poetrylab.services.figures import Span, draw_netstring, draw_outcomes, draw_spans
+
+
+def test_netstring_picture_labels_every_part_of_a_request() -> None:
+    fig = draw_netstring(b"17:cummingsify.Tyger,")
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert texts[:1] == ["17"] and "cummingsify" in texts and "Tyger" in texts
+    assert "17 bytes of payload" in fig.axes[0].get_title()
+    with pytest.raises(ValueError, match="not a netstring"):
+        draw_netstring(b"cummingsify.Tyger")
+    with pytest.raises(ValueError, match="announces 16 bytes but holds 17"):
+        draw_netstring(b"16:cummingsify.Tyger,")
+
+
+def test_outcomes_picture_counts_successes_and_failures() -> None:
+    fig = draw_outcomes([True, False, True], "three calls")
+    assert "2 × callback" in fig.axes[0].get_title()
+    assert "1 × errback" in fig.axes[0].get_title()
+
+
+def test_spans_picture_has_a_row_per_span_and_per_group_caption() -> None:
+    spans = [Span("a", 1.0, 2.0), Span("b", 1.5, 1.6, ok=False, note="late")]
+    fig = draw_spans(spans, "two", groups=[("first", 1), ("second", 1)])
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels == ["first", "a", "second", "b"]
+    with pytest.raises(ValueError):
+        draw_spans([], "nothing")
+
+
+def test_quiet_logs_hides_warnings_and_restores_the_level(caplog: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger("poetrylab.services.transform")
+    with caplog.at_level(logging.INFO), quiet_logs():
+        logger.warning("hidden")
+    with caplog.at_level(logging.INFO):
+        logger.warning("shown")
+    assert [r.getMessage() for r in caplog.records] == ["shown"]
