@@ -52,7 +52,6 @@ class ServerProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=child_env,
-            text=True,
         )
         self.addresses: list[Address] = []
         self.stdout_lines: list[str] = []
@@ -68,27 +67,35 @@ class ServerProcess:
         return self.addresses[0]
 
     def _wait_listening(self, listeners: int, timeout: float) -> None:
+        # Read the raw pipe, not a buffered text stream: a buffered readline() may swallow
+        # several lines at once, and select() would then wait for data already read.
         assert self.process.stdout is not None
+        fd = self.process.stdout.fileno()
         deadline = time.monotonic() + timeout
+        pending = b""
         with selectors.DefaultSelector() as sel:
-            sel.register(self.process.stdout, selectors.EVENT_READ)
+            sel.register(fd, selectors.EVENT_READ)
             while len(self.addresses) < listeners:
                 left = deadline - time.monotonic()
                 if left <= 0 or not sel.select(left):
                     raise ServerStartError(
                         f"{' '.join(self.argv[2:])} did not say 'listening on' within {timeout} s"
                     )
-                line = self.process.stdout.readline()
-                if not line:
-                    err = self.process.stderr.read() if self.process.stderr else ""
+                chunk = os.read(fd, 65536)
+                if not chunk:
                     status = self.process.wait()
                     raise ServerStartError(
-                        f"{' '.join(self.argv[2:])} exited with status {status}: {err.strip()}"
+                        f"{' '.join(self.argv[2:])} exited with status {status}: "
+                        f"{self.stderr_text().strip()}"
                     )
-                self.stdout_lines.append(line.rstrip("\n"))
-                match = _LISTENING.match(line.strip())
-                if match:
-                    self.addresses.append(parse_address(match[1]))
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for raw in lines:
+                    line = raw.decode("utf-8", errors="replace")
+                    self.stdout_lines.append(line)
+                    match = _LISTENING.match(line.strip())
+                    if match:
+                        self.addresses.append(parse_address(match[1]))
 
     def stop(self, sig: int = signal.SIGINT, timeout: float = 10.0) -> int:
         """Send ``sig``, wait up to ``timeout`` s, and return the exit status."""
@@ -111,11 +118,10 @@ class ServerProcess:
 
     def stderr_text(self) -> str:
         """Everything the process wrote to stderr (call after :meth:`stop`)."""
-        return (
-            self.process.stderr.read()
-            if self.process.stderr and not self.process.stderr.closed
-            else ""
-        )
+        stream = self.process.stderr
+        if stream is None or stream.closed:
+            return ""
+        return stream.read().decode("utf-8", errors="replace")
 
     def __enter__(self) -> ServerProcess:
         return self

@@ -336,11 +336,9 @@ def test_cli_serve_tagged_and_proxy_in_front_of_a_fast_server() -> None:
 
 
 def test_cli_serve_xmlrpc_prints_the_xmlrpc_listener_first_then_its_own_backend() -> None:
-    with ServerProcess("xmlrpc", "--backend-jitter", "0.01") as server:
-        assert server.process.stdout is not None
-        second = server.process.stdout.readline().strip()  # the backend's line
-        assert second.startswith("listening on 127.0.0.1:")
-        backend = Address("127.0.0.1", int(second.rsplit(":", 1)[1]))
+    with ServerProcess("xmlrpc", "--backend-jitter", "0.01", listeners=2) as server:
+        rpc_address, backend = server.addresses
+        assert server.stdout_lines == [f"listening on {rpc_address}", f"listening on {backend}"]
         with xmlrpc.client.ServerProxy(f"http://{server.address}/RPC2") as rpc:
             assert rpc.add(2, 3) == 5
         assert ask_line(backend, b"t add [1, 1]\n") == b"t ok 2\n"
