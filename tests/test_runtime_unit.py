@@ -231,9 +231,14 @@ def test_a_timed_out_wait_chains_the_error_the_canceller_produced(rt: Runtime) -
     assert isinstance(info.value.__cause__, ConnectionAbortedError)
 
 
-def test_a_value_that_arrives_while_a_timed_out_wait_cancels_is_returned(rt: Runtime) -> None:
-    d: Deferred[str] = Deferred(lambda d: d.callback("just in time"))
-    assert rt.wait(d, timeout=SHORT) == "just in time"
+def test_a_value_the_canceller_fires_with_is_named_in_the_timeout_not_returned(
+    rt: Runtime,
+) -> None:
+    d: Deferred[str] = Deferred(lambda d: d.callback("stopped early"))
+    with pytest.raises(WaitTimeoutError, match="when cancelled it fired with 'stopped early'"):
+        rt.wait(d, timeout=SHORT)
+    with pytest.raises(WaitTimeoutError, match="gave up waiting"):
+        asyncio.run(rt.resolve(Deferred(lambda d: d.callback(42)), timeout=SHORT))
 
 
 def test_ctrl_c_during_a_blocking_wait_cancels_the_deferred_and_raises_keyboard_interrupt(

@@ -103,12 +103,18 @@ class _Op:
         return outcome
 
     def gave_up(self, timeout: float | None) -> Any:
-        """After a timeout: a value that arrived anyway is returned; otherwise raise."""
+        """After a timeout: always raise :class:`WaitTimeoutError`.
+
+        A canceller may fire the Deferred with a value (``MultiService.stopService`` does);
+        that value came from giving up, not from the work finishing in time, so it is
+        named in the message rather than returned as if nothing went wrong.
+        """
         outcome = self.outcome
+        late = ""
         if outcome is not _UNSET and not isinstance(outcome, Failure):
-            return outcome
+            late = f"; when cancelled it fired with {describe(outcome)}"
         error = WaitTimeoutError(
-            f"gave up waiting for {self.what} after {timeout:g} s, and cancelled it "
+            f"gave up waiting for {self.what} after {timeout:g} s, and cancelled it{late} "
             "(to wait longer, pass timeout=SECONDS)"
         )
         if isinstance(outcome, Failure) and not outcome.check(CancelledError):
