@@ -1,0 +1,85 @@
+"""The course reads as one: fourteen notebooks in order, each opening with what you will
+learn and closing with a summary and a link to the next, every link resolving, every
+code cell executed with its output stored, and at least two exercises each."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from poetrylab.exercises import EXERCISES
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))
+
+
+def _cells(path: Path) -> list[dict]:
+    return json.loads(path.read_text())["cells"]
+
+
+def _text(cell: dict) -> str:
+    return "".join(cell["source"])
+
+
+def test_there_are_fourteen_notebooks_numbered_00_to_13() -> None:
+    assert [p.name[:2] for p in NOTEBOOKS] == [f"{n:02d}" for n in range(14)]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_opens_with_title_and_what_you_will_learn(path: Path) -> None:
+    first = _cells(path)[0]
+    assert first["cell_type"] == "markdown"
+    assert re.match(rf"# {path.name[:2]} · \S", _text(first)), _text(first)[:80]
+    assert "What you will learn" in _text(first)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_closes_with_summary_and_next(path: Path) -> None:
+    markdown = "\n".join(_text(c) for c in _cells(path)[-4:] if c["cell_type"] == "markdown")
+    assert re.search(r"^#+ *Summary", markdown, re.M), f"{path.name}: no Summary near the end"
+    index = NOTEBOOKS.index(path)
+    if index + 1 < len(NOTEBOOKS):
+        assert re.search(r"^#+ *Next", markdown, re.M), f"{path.name}: no Next near the end"
+        assert f"({NOTEBOOKS[index + 1].name})" in markdown, (
+            f"{path.name}: Next should link to {NOTEBOOKS[index + 1].name}"
+        )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_link_to_a_notebook_or_file_resolves(path: Path) -> None:
+    for cell in _cells(path):
+        if cell["cell_type"] != "markdown":
+            continue
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", _text(cell)):
+            if "://" in target or target.startswith("mailto:"):
+                continue
+            assert (path.parent / target).exists(), f"{path.name} links to missing {target}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_code_cell_is_executed_with_outputs_stored(path: Path) -> None:
+    code = [c for c in _cells(path) if c["cell_type"] == "code" and _text(c).strip()]
+    assert code
+    unexecuted = [i for i, c in enumerate(code) if c.get("execution_count") is None]
+    assert not unexecuted, f"{path.name}: code cells {unexecuted} were never executed"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_notebook_has_at_least_two_self_checking_exercises(path: Path) -> None:
+    number = path.name[:2]
+    importlib.import_module(f"poetrylab.exercises.nb{number}")
+    registered = {r.name for r in EXERCISES.values() if r.notebook == number}
+    code = "\n".join(_text(c) for c in _cells(path) if c["cell_type"] == "code")
+    called = {name for name in registered if re.search(rf"\b{name}\(", code)}
+    assert len(registered) >= 2, f"poetrylab.exercises.nb{number} has {sorted(registered)}"
+    assert called == registered, f"{path.name} never calls {sorted(registered - called)}"
+
+
+def test_the_readme_course_map_names_every_notebook() -> None:
+    readme = (ROOT / "README.md").read_text()
+    for path in NOTEBOOKS:
+        assert f"notebooks/{path.name}" in readme, f"README's course map misses {path.name}"
