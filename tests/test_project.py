@@ -63,3 +63,18 @@ def test_the_package_corpus_is_the_repository_corpus() -> None:
 def test_ci_runs_the_readme_test_command() -> None:
     assert "make test" in (ROOT / ".ci" / "run").read_text()
     assert "make test" in (ROOT / "README.md").read_text()
+
+
+def test_binder_files_install_the_package_and_open_on_notebook_00() -> None:
+    post_build = ROOT / "postBuild"
+    assert post_build.stat().st_mode & 0o111, "repo2docker runs postBuild only if executable"
+    text = post_build.read_text()
+    assert re.search(r"pip install --no-deps -e \.", text), "postBuild must install poetrylab"
+    url = re.search(r'default_url = "/lab/tree/([^"]+)"', text)
+    assert url and (ROOT / url[1]).is_file(), "postBuild must open an existing notebook"
+    assert url[1] == "notebooks/00-welcome.ipynb"
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    # repo2docker installs environment.yml before the repository is copied in.
+    assert not any(r.startswith("-e") or r == "." for r in pip_section)
+    assert not (ROOT / "binder").exists(), "a binder/ folder would make repo2docker ignore these"
