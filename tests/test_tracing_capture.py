@@ -239,12 +239,14 @@ def test_maybe_deferred_on_a_value_an_exception_and_a_deferred() -> None:
     assert t.path(value) == [("callback", "double", "returned")]
     assert t.path(error) == [("errback", "recover", "returned")]
     fired = [e for e in trace_.events if e.kind == "fired"]
+    # a value and an exception are both "already fired" when maybeDeferred hands them over
     assert [(e.deferred, e.outcome) for e in fired] == [
         (1, "already"),
-        (2, "errback"),
+        (2, "already"),
         (3, "callback"),
     ]
     assert fired[1].value is not None and fired[1].value.type == "ZeroDivisionError"
+    assert fired[1].detail == "fired at once by maybeDeferred()"
 
 
 def test_deferred_list_with_consume_errors_records_each_member_contribution() -> None:

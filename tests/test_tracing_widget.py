@@ -33,3 +33,30 @@ def test_going_out_of_range_is_clamped_and_the_timeline_view_works() -> None:
     stepper.go(-5)
     assert stepper.index == 0
     assert "<svg" in stepper.picture.value
+
+
+def test_every_frame_of_a_trace_with_plumbing_draws() -> None:
+    from typing import Any
+
+    from twisted.internet.defer import Deferred, race
+
+    from poetrylab.tracing import trace
+
+    def hand_over(result: Any) -> None:
+        return None
+
+    hand_over.__module__ = "poetrylab.runtime._waits"
+    members: list[Deferred[str]] = [Deferred(), Deferred()]
+    for d in members:
+        d.addCallback(str.strip)  # added before tracing
+    with trace() as t:
+        for d in members:
+            t.watch(d)
+        first = race(members)
+        first.addBoth(hand_over)
+        members[0].callback(" Hope ")
+    stepper = t.step_through(t.id_of(first))
+    for i in range(len(stepper.events)):
+        stepper.go(i)
+        assert "<svg" in stepper.picture.value
+    assert "handed to the notebook: (0, 'Hope')" in stepper._lines

@@ -16,28 +16,43 @@ Which Deferreds are traced:
 - every Deferred handed to :meth:`Tracer.watch` (from any thread); only the stages added
   after that are seen;
 - and every Deferred linked to a traced one: returned by one of its stages (the outer
-  chain pauses on it), a member of a traced DeferredList, awaited by a traced
-  ``inlineCallbacks`` generator or coroutine, or the target of ``chainDeferred``.
+  chain pauses on it), a member of a traced DeferredList or ``race()``, awaited by a
+  traced ``inlineCallbacks`` generator or coroutine, or the target of ``chainDeferred``.
+
+Stages that are not the learner's get a role (see :mod:`.model`): Twisted's own plumbing
+(``addTimeout``, DeferredList, ``race``, ``inlineCallbacks``) and the notebook runtime's
+stage that hands a result to the cell (``runtime``: any callable from the
+``poetrylab.runtime`` package), which the views show as plumbing, not as a stage.
 
 Traced Deferreds may be fired in any thread (for instance crochet's reactor thread);
 every event records its thread name and a timestamp from the tracer's clock. Recording is
 guarded by a lock, so several threads can fire traced Deferreds at once.
 
-Caveats: callbacks added before a Deferred was traced are invisible (their effect shows
-as the value the first seen stage receives); a coroutine awaiting an already-fired
-Deferred goes on without a step the tracer can see; a tracer keeps the Deferreds it
-traces alive until it stops.
+Stages added before a Deferred was traced are invisible. When some are still to run as
+it comes into sight (a watched Deferred built by a client), the tracer marks it
+``untraced`` and records its firing only when the result comes out of those stages, with
+the value the first traced stage will get (outcome ``untraced``): the value it was first
+fired with, and any pause in between, happened out of sight. It finds those stages in
+``Deferred._callbacks`` (private; if a future Twisted renames it, such Deferreds are
+drawn as before, fired with their first value).
+
+Caveats: a coroutine awaiting an already-fired Deferred goes on without a step the tracer
+can see; a tracer keeps the Deferreds it traces alive until it stops.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.util
 import inspect
+import pkgutil
+import re
 import sys
 import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from types import CodeType, FunctionType, MethodType, TracebackType
 from typing import Any
 
@@ -82,11 +97,37 @@ _parse_list = getattr(defer, "_parseDeferredListResult", None)
 _got_result = getattr(defer, "_gotResultInlineCallbacks", None)
 _handle_cancel = getattr(defer, "_handleCancelInlineCallbacks", None)
 _DefGenReturn = getattr(defer, "_DefGen_Return", None)
+_race = getattr(defer, "race", None)
+_race_code = getattr(_race, "__code__", None)
+# race()'s hooks on its members: ``succeeded(result, index)`` and ``failed(failure, index)``
+_RACE_HOOKS = {
+    id(const): const.co_name
+    for const in (_race_code.co_consts if _race_code is not None else ())
+    if isinstance(const, CodeType) and const.co_name in ("succeeded", "failed")
+}
 # Code objects of Twisted's own callbacks, so a plain function is told apart from them with
 # one set lookup: addTimeout's inner functions, and the helpers named above.
 _SPECIAL_CODES = {
     id(const) for const in Deferred.addTimeout.__code__.co_consts if isinstance(const, CodeType)
 } | {id(f.__code__) for f in (_parse_list, _got_result, _handle_cancel) if f is not None}
+_SPECIAL_CODES |= set(_RACE_HOOKS)
+
+
+def _runtime_modules() -> frozenset[str]:
+    """The module names of the ``poetrylab.runtime`` package, found without importing it."""
+    try:
+        spec = importlib.util.find_spec("poetrylab.runtime")
+    except (ImportError, ValueError):
+        return frozenset()
+    if spec is None or not spec.submodule_search_locations:
+        return frozenset()
+    subs = pkgutil.iter_modules(spec.submodule_search_locations, "poetrylab.runtime.")
+    return frozenset({"poetrylab.runtime", *(info.name for info in subs)})
+
+
+# The notebook runtime's own stages (the one that hands a result to the cell) are plumbing,
+# told apart by the module that defines them.
+_RUNTIME_MODULES = _runtime_modules()
 
 
 def is_patched() -> bool:
@@ -117,6 +158,8 @@ class _Rec:
         "time",
         "seq",
         "fired",
+        "untraced",
+        "reached",
     )
 
     def __init__(self, did: int, **fields: Any) -> None:
@@ -135,6 +178,8 @@ class _Rec:
         self.time = 0.0
         self.seq = 0
         self.fired = False
+        self.untraced = False  # stages added before tracing were still to run when seen
+        self.reached = False  # the result has come out of those stages
         for key, value in fields.items():
             setattr(self, key, value)
 
@@ -243,9 +288,16 @@ class Tracer:
     def watch(self, d: Deferred[Any], label: str | None = None) -> Deferred[Any]:
         """Trace ``d`` from now on (any thread may fire it); returns ``d``.
 
-        Stages added to ``d`` before this call are not seen. If ``d`` has already fired,
-        the trace records its current result as ``fired`` with outcome ``already``.
+        Stages added to ``d`` before this call are not seen. If some are still to run, the
+        views show one "earlier stages not traced" row, and the firing is recorded when the
+        result comes out of them (outcome ``untraced``), with the value the first traced
+        stage gets. Otherwise, if ``d`` has already fired, its current result is recorded as
+        ``fired`` with outcome ``already``.
         Before :meth:`start` the Deferred is remembered and watched when recording starts.
+
+        Seeing what comes out of earlier stages takes one stage of the tracer's own, added
+        to ``d`` here: so, like ``addCallback``, call ``watch`` in the thread that fires
+        ``d`` (the reactor thread, for a Deferred from a Twisted client).
         """
         if not self._started:
             self._pending_watch.append(d)
@@ -391,6 +443,12 @@ class Tracer:
                     None,
                 )
             )
+        if _untraced_ahead(d):
+            # Stages added before tracing are still to run: record what comes out of them,
+            # when it does, from a stage placed right after them.
+            rec.untraced = True
+            exit_ = _UntracedExit(self, rec)
+            _orig_add_callbacks(d, exit_.run, exit_.run, (), _NO_KEYWORDS, (), _NO_KEYWORDS)
         return rec
 
     def _emit(
@@ -513,6 +571,8 @@ class Tracer:
             if rec.fired:
                 return
             rec.fired = True
+        if rec.untraced and not rec.reached:
+            return  # still in the untraced stages: _UntracedExit records what comes out
         result = getattr(d, "result", None)
         if type(result) in _DEFERRED_TYPES:
             inner = self._register(result, origin="inner", parent=rec.did)
@@ -522,7 +582,7 @@ class Tracer:
         else:
             value = summarize(result)
             note = "fired before the tracer saw it"
-            if rec.made_by.startswith(("succeed", "maybeDeferred")):
+            if rec.made_by.startswith(_AT_ONCE):
                 note = "fired at once by " + rec.made_by.split("(")[0] + "()"
         self._emit(rec.did, "fired", value=value, outcome="already", detail=note)
 
@@ -538,13 +598,22 @@ class Tracer:
         deferreds = []
         for rec in self._recs:
             made_by = rec.made_by
-            if rec.kind in ("DeferredList", "gatherResults") and rec.origin != "watched":
+            if rec.kind in ("DeferredList", "gatherResults", "race") and rec.origin != "watched":
                 names = ", ".join(labels.get(m, "?") for m in rec.members)
                 opts = "".join(f", {k}=True" for k, v in rec.options.items() if v)
                 if rec.kind == "gatherResults":
                     opts = ", consumeErrors=True" if rec.options.get("consumeErrors") else ""
+                elif rec.kind == "race":
+                    opts = ""
                 made_by = f"{rec.kind}([{names}]{opts})"
             stages = [Stage(*s[:7]) for s in rec.stages]
+            for i, stage in enumerate(stages):
+                if stage.role == "list":  # named "→ d3[0]" before the list could be labelled
+                    stages[i] = replace(
+                        stage,
+                        callback=_relabel(stage.callback, labels),
+                        errback=_relabel(stage.errback, labels),
+                    )
             deferreds.append(
                 DeferredInfo(
                     id=rec.did,
@@ -558,6 +627,7 @@ class Tracer:
                     members=list(rec.members),
                     options=dict(rec.options),
                     stages=stages,
+                    untraced=rec.untraced,
                     thread=rec.thread,
                     time=rec.time - t0,
                     seq=rec.seq,
@@ -696,7 +766,12 @@ def _describe(fn: Any, args: tuple[Any, ...], tracer: Tracer, owner_rec: _Rec) -
     if type(fn) is FunctionType:
         if id(fn.__code__) not in _SPECIAL_CODES:
             name = fn.__name__
-            return ("lambda" if name == "<lambda>" else name), "user"
+            role = "runtime" if fn.__module__ in _RUNTIME_MODULES else "user"
+            return ("lambda" if name == "<lambda>" else name), role
+        if id(fn.__code__) in _RACE_HOOKS:
+            rec = tracer._register(_race_of(fn), kind="race")
+            slot = args[0] if args else "?"
+            return f"→ {rec.label}[{slot}]", "list"
         if fn is _parse_list:
             owner_rec.kind = "gatherResults"
             return "unwrap results", "gather"
@@ -721,8 +796,32 @@ def _describe(fn: Any, args: tuple[Any, ...], tracer: Tracer, owner_rec: _Rec) -
             if fn.__name__ in ("callback", "errback"):
                 rec = tracer._register(owner, origin="chained", parent=owner_rec.did)
                 return f"{rec.label}.{fn.__name__}", "chain"
-        return f"{type(owner).__name__}.{fn.__name__}", "user"
-    return _name_of(fn), "user"
+        role = "runtime" if getattr(fn, "__module__", None) in _RUNTIME_MODULES else "user"
+        return f"{type(owner).__name__}.{fn.__name__}", role
+    role = "runtime" if getattr(fn, "__module__", None) in _RUNTIME_MODULES else "user"
+    return _name_of(fn), role
+
+
+_LIST_HOOK = re.compile(r"^→ d(\d+)\[")
+
+
+def _relabel(name: str, labels: dict[int, str]) -> str:
+    """``→ d3[0]`` with the list's label as it is now: ``→ first[0]``."""
+    found = _LIST_HOOK.match(name)
+    if found is None or int(found[1]) not in labels:
+        return name
+    return f"→ {labels[int(found[1])]}[" + name[found.end() :]
+
+
+def _race_of(hook: Any) -> Any:
+    """The Deferred ``race()`` returned, from one of its hooks on a member (its closure)."""
+    cells = dict(zip(hook.__code__.co_freevars, hook.__closure__ or (), strict=False))
+    return cells["final_result"].cell_contents
+
+
+def _list_of(hook: Any) -> Any:
+    """The DeferredList or race Deferred a member's hook reports to."""
+    return hook.__self__ if type(hook) is MethodType else _race_of(hook)
 
 
 # Immutable values are kept as they are and summarised when the trace is built: this is
@@ -862,7 +961,9 @@ def _list_hook_shim(
     """A DeferredList's hook on a member: records the run and the member's contribution."""
     inner = _stage_shim(fn, side, targets)
 
-    def hook(result: Any, index: int, succeeded: bool) -> Any:
+    def hook(result: Any, index: int, *more: Any) -> Any:
+        # a DeferredList's hook gets (index, succeeded); race()'s gets (index,) on each side
+        succeeded = more[0] if more else side == "callback"
         value = _keep(result)
         outcome = "success" if succeeded else "failure"
         for (tracer, did, _sid), (list_did, _) in zip(targets, lists, strict=True):
@@ -870,7 +971,7 @@ def _list_hook_shim(
                 tracer._emit(
                     list_did, "member_result", value=value, outcome=outcome, other=did, slot=index
                 )
-        return inner(result, index, succeeded)
+        return inner(result, index, *more)
 
     return hook
 
@@ -965,11 +1066,21 @@ def _p_init(self: Any, canceller: Any = None) -> None:
         if probe is not None:
             _tls.probe = None
             probe.bind(self, name)
-        tracers = [t for t in _interested() if id(self) not in t._refs]
+        frame = sys._getframe(1)
+        # the Deferred race() returns: its members come with it, as a DeferredList's do
+        members = list(frame.f_locals.get("ds", ())) if frame.f_code is _race_code else None
+        tracers = [t for t in _interested(members or ()) if id(self) not in t._refs]
         if tracers:
-            made_by = _made_by(sys._getframe(1), canceller)
+            made_by = _made_by(frame, canceller)
             for tracer in tracers:
-                tracer._register(self, made_by=made_by, canceller=name)
+                if members is None:
+                    tracer._register(self, made_by=made_by, canceller=name)
+                    continue
+                rec = tracer._register(self, kind="race", made_by=made_by, canceller=name)
+                for member in members:
+                    mrec = tracer._register(member, origin="member", parent=rec.did)
+                    tracer._note_fired(member, mrec)
+                    rec.members.append(mrec.did)
         if canceller is not None:
             targets = [(tracer, rec.did) for tracer, rec in _targets(self)]
             if targets:
@@ -1008,7 +1119,7 @@ def _add(
             eb_name, eb_role = _describe(errback, eb_args, tracer, rec)
             role = eb_role if role == "user" else role
         if role == "list":
-            lists.append((tracer._register(callback.__self__).did, 0))
+            lists.append((tracer._register(_list_of(callback)).did, 0))
         sid = tracer._add_stage(rec, cb_name, eb_name, cb_implicit, eb_implicit, role, first)
         per_tracer.append((tracer, rec.did, sid))
     if lists:
@@ -1027,8 +1138,13 @@ def _add(
 
 
 def _plain(fn: Any) -> bool:
-    """True for an ordinary function: none of Twisted's own callbacks, no bound method."""
-    return type(fn) is FunctionType and id(fn.__code__) not in _SPECIAL_CODES
+    """True for an ordinary function: none of Twisted's own callbacks, no bound method, not
+    the notebook runtime's."""
+    return (
+        type(fn) is FunctionType
+        and id(fn.__code__) not in _SPECIAL_CODES
+        and fn.__module__ not in _RUNTIME_MODULES
+    )
 
 
 def _add_1(
@@ -1135,6 +1251,19 @@ def _fire(self: Any, method: str, arg: Any, summary: ValueTuple, orig: Any) -> N
             )
         for tracer, rec in targets:
             rec.fired = True
+            if rec.untraced and not rec.reached:
+                continue  # what matters comes out of the untraced stages: _UntracedExit
+            if how == method and rec.made_by.startswith(_AT_ONCE):
+                # fail() and maybeDeferred fire the Deferred before handing it over, as
+                # succeed() does without calling callback(): the same story for all three
+                tracer._emit(
+                    rec.did,
+                    "fired",
+                    value=summary,
+                    outcome="already",
+                    detail="fired at once by " + rec.made_by.split("(")[0] + "()",
+                )
+                continue
             tracer._emit(rec.did, "fired", value=summary, outcome=how, detail=note)
         return orig(self, arg)
     try:
@@ -1153,6 +1282,44 @@ def _fire(self: Any, method: str, arg: Any, summary: ValueTuple, orig: Any) -> N
             outcome=method,
             detail="cancelled earlier: this late result is dropped",
         )
+
+
+# made_by of the Deferreds fired before they are handed over
+_AT_ONCE = ("succeed()", "fail()", "maybeDeferred(")
+
+
+def _untraced_ahead(d: Any) -> bool:
+    """True when stages added to ``d`` before it was traced are still to run."""
+    if getattr(d, "_callbacks", None):
+        return True
+    # paused: one of those stages returned a Deferred that has not fired yet
+    return bool(getattr(d, "called", False)) and type(getattr(d, "result", None)) in (
+        _DEFERRED_TYPES
+    )
+
+
+class _UntracedExit:
+    """Sits right after the stages a Deferred had before it was traced, and records the
+    result coming out of them as its firing: the value the first traced stage gets."""
+
+    __slots__ = ("tracer", "rec")
+
+    def __init__(self, tracer: Tracer, rec: _Rec) -> None:
+        self.tracer = tracer
+        self.rec = rec
+
+    def run(self, result: Any) -> Any:
+        rec = self.rec
+        if not rec.reached:
+            rec.reached = rec.fired = True
+            self.tracer._emit(
+                rec.did,
+                "fired",
+                value=summarize(result),
+                outcome="untraced",
+                detail="out of the stages added before tracing",
+            )
+        return result
 
 
 def _p_callback(self: Any, result: Any) -> None:
@@ -1177,6 +1344,11 @@ def _p_errback(self: Any, fail: Any = None) -> None:
 def _cancel(self: Any, orig: Any) -> None:
     stack = _cancel_stack()
     parent = stack[-1][0] if stack else None
+    if parent is None:
+        # race()'s winning member cancels the others from its hook: by the race, not the user
+        caller = sys._getframe(2)
+        if _RACE_HOOKS.get(id(caller.f_code)) == "succeeded":
+            parent = caller.f_locals.get("final_result")
     targets = _targets(self)
     if targets:
         timing_out = getattr(_tls, "timing_out", None) is self

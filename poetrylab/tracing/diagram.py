@@ -11,6 +11,14 @@ members as lanes whose arrows meet at its firing; an ``inlineCallbacks`` generat
 coroutine shows its steps, each awaited Deferred nested after the step that waited on it;
 ``cancel()`` is a purple arrow going up the box it cancelled.
 
+Plumbing that is not the learner's is drawn as plumbing: stages added before a Deferred
+was traced are one grey dashed row, "earlier stages not traced", with the value that came
+out of them on the arrow to the first traced stage; the notebook runtime's own stage (the
+one ``runtime.call``, ``wait`` and ``resolve`` add to take the result) is not drawn as a
+stage -- the result pill shows what the chain produced, marked "handed to the notebook".
+Every label goes through :func:`~._style.safe_text`, so characters the font lacks (a
+Japanese poem) are written as escapes instead of empty boxes and warnings.
+
 Geometry is in inches (one data unit is one inch, y grows downwards) so fonts stay large
 whatever the size of the trace: a projector shows 14 pt and up. Chains longer than
 :data:`MAX_ROWS` stages show their beginning and end around an elided middle.
@@ -18,6 +26,7 @@ whatever the size of the trace: a projector shows 14 pt and up. Chains longer th
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +37,16 @@ from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 from matplotlib.path import Path as MplPath
 from matplotlib.textpath import TextToPath
 
-from ._style import COLORS, FONT, Drawing, figure_svg, new_figure, save_figure
+from ._style import (
+    COLORS,
+    FONT,
+    Drawing,
+    figure_svg,
+    font_family,
+    new_figure,
+    safe_text,
+    save_figure,
+)
 from ._style import as_figure as _as_figure
 from .model import DeferredInfo, Event, Final, Ref, Trace, Value
 from .render_text import describe, final_line, step_numbers
@@ -56,9 +74,16 @@ COLS_W = 2 * CELL_W + GUTTER
 MAX_ROWS = 40
 KEEP_ROWS = 15
 MAX_ROW_WIDTH = 19.0
+_LISTS = ("DeferredList", "gatherResults", "race")
+SUB_LINE = 0.34
+TITLE_VALUE = 30
+MAX_SUB_LINES = 3
+UNTRACED = "earlier stages not traced"
+TO_NOTEBOOK = "↳ handed to the notebook"
 
 
 _TEXT = TextToPath()
+_PARTIAL_ESCAPE = re.compile(r"\\(u[0-9a-f]{0,3}|U[0-9a-f]{0,7})?$")
 _FONTS: dict[tuple[int, bool], FontProperties] = {}
 
 
@@ -67,21 +92,46 @@ def _text_width(text: str, size: int, bold: bool = False) -> float:
     prop = _FONTS.get((size, bold))
     if prop is None:
         prop = _FONTS[(size, bold)] = FontProperties(
-            family="DejaVu Sans", size=size, weight="bold" if bold else "normal"
+            family=list(font_family()), size=size, weight="bold" if bold else "normal"
         )
-    width, _, _ = _TEXT.get_text_width_height_descent(text, prop, ismath=False)
+    width, _, _ = _TEXT.get_text_width_height_descent(safe_text(text, bold), prop, ismath=False)
     return float(width) / 72.0
 
 
 def _fits(text: str, width: float, size: int, bold: bool = False) -> str:
-    """``text``, cut with an ellipsis so that it fits in ``width`` inches."""
+    """``text``, cut with an ellipsis so that it fits in ``width`` inches.
+
+    Characters the font lacks are escaped first (see :func:`~._style.safe_text`), so the
+    cut is made in what will be drawn, and never inside an escape.
+    """
+    text = safe_text(text, bold)
     full = _text_width(text, size, bold)
     if full <= width:
         return text
     keep = max(1, int(len(text) * width / full))
     while keep > 1 and _text_width(text[:keep] + "…", size, bold) > width:
         keep -= 1
-    return text[:keep] + "…"
+    cut = _PARTIAL_ESCAPE.sub("", text[:keep])
+    return (cut or text[:keep]) + "…"
+
+
+def _wrap(
+    parts: list[str], width: float, size: int, lines: int = MAX_SUB_LINES, joint: str = " · "
+) -> list[str]:
+    """``parts`` joined with ``joint`` into at most ``lines`` lines that fit ``width`` inches.
+
+    A part never splits; whatever does not fit in the last line is cut with an ellipsis.
+    """
+    out: list[str] = []
+    for part in parts:
+        if out and _text_width(out[-1] + joint + part, size) <= width:
+            out[-1] += joint + part
+        elif len(out) < lines:
+            out.append(part)
+        else:
+            out[-1] += joint + part
+            break
+    return [_fits(line, width, size) for line in out]
 
 
 def _value_label(value: Value | None, labels: dict[int, str]) -> str:
@@ -213,7 +263,8 @@ class _Block:
             _Block(ctx, m, lane=True) for m in self.info.members if ctx.owner.get(m) == did
         ]
         self.member_results = [e for e in self.events if e.kind == "member_result"]
-        stages = self.info.stages
+        # the notebook runtime's hand-over is shown on the result pill, not as a stage
+        stages = [s for s in self.info.stages if s.role != "runtime"]
         if lane:
             ran = {e.stage for e in self.runs}
             stages = [s for s in stages if s.id in ran and s.role != "list"]
@@ -251,8 +302,23 @@ class _Block:
             width = max(width, INDENT + child.measure()[0])
         if self.members:
             lanes = sum(m.measure()[0] for m in self.members) + LANE_GAP * (len(self.members) - 1)
+            # the last lane's label sits right of its arrow: room for it, not off the edge
+            last = self.members[-1]
+            results = {e.other: e for e in self.member_results}
+            label = self._join_label(len(self.members) - 1, results.get(last.did))
+            if label:
+                arrow_x = lanes - last.measure()[0] + PAD + LANE_W / 2
+                needed = arrow_x + 0.12 + _text_width(label, FONT["label"]) + 0.1
+                lanes = max(lanes, needed)
             width = max(width, lanes)
         return width
+
+    def _join_label(self, i: int, result: Event | None) -> str:
+        """The label on member ``i``'s arrow to the list's firing, fitted to a lane."""
+        if result is None:
+            return ""
+        text = f"[{i}] " + _value_label(result.value, self.ctx.labels)
+        return _fits(text, LANE_W - 0.2, FONT["label"])
 
     # layout and drawing ------------------------------------------------------------------
     def place(self, cv: _Canvas | None, x: float, y: float) -> tuple[float, float]:
@@ -372,7 +438,7 @@ class _Block:
 
         # column headers and the firing -----------------------------------------------------
         rows = self.rows
-        is_list = self.info.kind in ("DeferredList", "gatherResults")
+        is_list = self.info.kind in _LISTS
         headers = not self.lane and bool(rows or self.fired)
         if headers and not is_list:
             self._headers(cv, col_x, cy)
@@ -381,7 +447,11 @@ class _Block:
         fire_side = "errback" if fired and fired.value and fired.value.is_failure else "callback"
         fire_x = col_x[fire_side] if fired else left + (0 if self.lane else (COLS_W - CELL_W) / 2)
         pill_x, pill_w = fire_x, cell_w
-        if not self.lane and fired:
+        if self.info.untraced and not self.lane:
+            # one row for the stages before tracing, across both columns: the value that
+            # came out of them goes down whichever column it belongs to
+            pill_x, pill_w = left, COLS_W
+        elif not self.lane and fired:
             wanted = _text_width(self._fire_text(fired), FONT["cell"], True) + 0.4
             pill_w = (
                 CELL_W + GUTTER - 0.4
@@ -408,12 +478,11 @@ class _Block:
             keys = [("arrow", result.seq)] if result else []
             cv.arrow(ax_, ay_, tx, cy, keys=keys, color=color, lw=3)
             if result is not None:
-                text = f"[{i}] " + _value_label(result.value, labels)
                 mx, my = (ax_ + tx) / 2, (ay_ + cy) / 2
                 cv.text(
                     mx + 0.12,
                     my,
-                    _fits(text, LANE_W - 0.2, FONT["label"]),
+                    self._join_label(i, result),
                     keys=keys,
                     size=FONT["label"],
                     color=color,
@@ -422,7 +491,7 @@ class _Block:
                 )
         anchor = (fire_x + cell_w / 2, cy + PILL_H) if fired else None
         cy += PILL_H + ROW_GAP
-        if headers and is_list:
+        if headers and is_list and rows:
             cy -= ROW_GAP / 2
             self._headers(cv, col_x, cy)
             cy += HEAD_H
@@ -493,27 +562,46 @@ class _Block:
             else (left + (0 if self.lane else (COLS_W - CELL_W) / 2))
         )
         if cv is not None:
-            self._result_node(
-                cv, res_x, cy, cell_w, final_line(ctx.trace, self.did), final.state, final.value
-            )
+            text = "not fired" if final.state == "unfired" else final_line(ctx.trace, self.did)
+            self._result_node(cv, res_x, cy, cell_w, text, final.state, final.value, final)
         result_top = (res_x + cell_w / 2, cy)
         self.result_anchor = (res_x + cell_w / 2, cy + PILL_H)
         self.out_anchor = self.result_anchor
         if handoff_at is not None:
             self.out_anchor = (handoff_at[0], handoff_at[1] + PILL_H)
         cy += PILL_H
-        for note in self.bottom_notes:
+        if final.to_notebook:
             if cv is not None:
+                failed = final.value is not None and final.value.is_failure
                 cv.text(
-                    left,
+                    res_x + cell_w - 0.1 if failed else res_x + 0.1,
                     cy + NOTE_H / 2 + 0.05,
-                    "✗ " + describe(ctx.trace, note),
-                    keys=[("note", note.seq)],
+                    TO_NOTEBOOK + (", raised in the cell" if failed else ""),
                     size=FONT["note"],
-                    ha="left",
-                    color=COLORS["errback_text"],
+                    ha="right" if failed else "left",
+                    style="italic",
+                    color=COLORS["passthru"],
                 )
             cy += NOTE_H
+        for note in self.bottom_notes:
+            said = describe(ctx.trace, note)
+            if self.lane:  # a lane is narrow: the gist
+                said = {
+                    "fire_ignored": "late result dropped",
+                    "fire_rejected": "fired again: AlreadyCalledError",
+                }.get(note.kind, said)
+            for line in _wrap(("✗ " + said).split(" "), content_w, FONT["note"], 2, " "):
+                if cv is not None:
+                    cv.text(
+                        left,
+                        cy + NOTE_H / 2 + 0.05,
+                        line,
+                        keys=[("note", note.seq)],
+                        size=FONT["note"],
+                        ha="left",
+                        color=COLORS["errback_text"],
+                    )
+                cy += NOTE_H
         cy += PAD
         height = cy - y
 
@@ -529,7 +617,11 @@ class _Block:
         dashed = False
         story = self.events
         # the fire pill already shows the value, except when cancel() fired it
-        from_fire = fired is not None and (fired.outcome != "cancel" or is_list)
+        from_fire = (
+            fired is not None
+            and fired.outcome != "untraced"
+            and (fired.outcome != "cancel" or is_list)
+        )
         detour_from: list[tuple[float, float]] = []
         if handoff_at is not None and self.handoff is not None:
             story = sorted([*self.events, self.handoff], key=lambda e: e.seq)
@@ -683,11 +775,14 @@ class _Block:
         inside = _value_label(fired.value, self.ctx.labels)
         how = fired.outcome or "callback"
         if how == "already":
-            return f"already fired: {inside}"
+            if fired.value is not None and fired.value.kind == "deferred":
+                return f"already fired, waiting on {inside}"
+            method = "errback" if fired.value is not None and fired.value.is_failure else "callback"
+            return f"already fired: {method}({inside})"
         if how == "cancel":
             method = (fired.detail or "errback").split()[0].rstrip(",")
             return "cancel() → errback" if method == "errback" else f"cancel() → {method}({inside})"
-        if self.info.kind in ("DeferredList", "gatherResults"):
+        if self.info.kind in _LISTS:
             return f"fires: {inside}"
         return f"{how}({inside})"
 
@@ -768,6 +863,30 @@ class _Block:
 
     # pieces ----------------------------------------------------------------------------
     def _fire_node(self, cv: _Canvas, x: float, y: float, w: float, fired: Event | None) -> None:
+        if self.info.untraced:
+            # plumbing the tracer never saw: grey, dashed, in italics, like a pass-through
+            cv.box(
+                x,
+                y,
+                w,
+                PILL_H,
+                keys=[("fire", self.did)],
+                face=COLORS["passthru_pale"],
+                edge=COLORS["passthru"],
+                lw=2,
+                ls="--",
+                radius=0.08,
+            )
+            cv.text(
+                x + w / 2,
+                y + PILL_H / 2,
+                _fits("(untraced stages)" if self.lane else f"({UNTRACED})", w - 0.2, FONT["cell"]),
+                keys=[("fire", self.did)],
+                size=FONT["cell"],
+                color=COLORS["passthru"],
+                style="italic",
+            )
+            return
         if fired is None:
             cv.box(
                 x,
@@ -809,7 +928,15 @@ class _Block:
         )
 
     def _result_node(
-        self, cv: _Canvas, x: float, y: float, w: float, text: str, state: str, value: Value | None
+        self,
+        cv: _Canvas,
+        x: float,
+        y: float,
+        w: float,
+        text: str,
+        state: str,
+        value: Value | None,
+        final: Final | None = None,
     ) -> None:
         if state in ("result", "handed", "gave"):
             failed = value is not None and value.is_failure
@@ -820,7 +947,10 @@ class _Block:
                 text = f"to {text.split(' to ')[-1]}: {_value_label(value, self.ctx.labels)}"
             else:
                 text = _value_label(value, self.ctx.labels)
-                text = ("unhandled " if failed else "result ") + text
+                # a Failure the runtime took is raised in the cell: handled, not lost
+                taken = final is not None and final.to_notebook
+                lead = ("failed: " if taken else "unhandled ") if failed else "result "
+                text = lead + text
             cv.box(
                 x,
                 y,
@@ -993,7 +1123,9 @@ def headline(trace: Trace, ref: Ref | None = None) -> tuple[str, str]:
         ref = roots[0].id
     info = trace.deferred(ref)
     events = trace.events_for(info.id)
-    if info.kind in ("DeferredList", "gatherResults"):
+    stages = {stage.id: stage for stage in info.stages}
+    rows = {stage.id: row for row, stage in enumerate(info.stages)}
+    if info.kind in _LISTS:
         final = final_line(trace, info.id).removeprefix("result: ")
         title = f"{info.label}: {info.kind} of {len(info.members)} → {final}"
         gave = [
@@ -1004,7 +1136,11 @@ def headline(trace: Trace, ref: Ref | None = None) -> tuple[str, str]:
         return title, "the lanes meet: " + (" · ".join(gave) if gave else "nothing yet")
     fired = next((e for e in events if e.kind == "fired"), None)
     start = "not fired" if fired is None else _value_label(fired.value, labels)
-    if fired is not None and fired.outcome == "cancel":
+    # a long first value would push the result, the point of the title, off the picture
+    start = start if len(start) <= TITLE_VALUE else start[: TITLE_VALUE - 1] + "…"
+    if fired is not None and fired.outcome == "untraced":
+        start = f"earlier stages → {start}"
+    elif fired is not None and fired.outcome == "cancel":
         start = "cancel()"
     elif fired is not None and fired.value is not None and fired.value.is_failure:
         start = f"errback({start})"
@@ -1013,12 +1149,20 @@ def headline(trace: Trace, ref: Ref | None = None) -> tuple[str, str]:
     steps = [e for e in events if e.kind == "step"]
     if steps:
         start = f"{info.made_by} in {len(steps)} steps"
-    title = f"{info.label}: {start} → {final_line(trace, info.id).removeprefix('result: ')}"
+    final = trace.final(info.id)
+    end = final_line(trace, info.id).removeprefix("result: ")
+    if final.to_notebook:  # the result pill says so; the title says what it was
+        end = _value_label(final.value, labels) if final.value is not None else end
+        end = f"Failure({end})" if final.value is not None and final.value.is_failure else end
+    title = f"{info.label}: {start} → {end}"
     notes = []
+    ran = [e for e in events if e.kind == "stage_ran" and stages[e.stage or 0].role != "runtime"]
     for e in events:
+        if e.kind == "stage_ran" and stages[e.stage or 0].role == "runtime":
+            continue  # the runtime taking the result is not a turn the chain took
         if e.kind == "stage_ran" and e.value is not None and e.result is not None:
-            stage = info.stage(e.stage or 0)
-            row = info.row_of(stage.id)
+            stage = stages[e.stage or 0]
+            row = rows[stage.id]
             name = stage.name(e.side or "callback")
             was_failure = e.value.is_failure
             now_failure = e.result.is_failure
@@ -1034,7 +1178,7 @@ def headline(trace: Trace, ref: Ref | None = None) -> tuple[str, str]:
         elif e.kind == "cancel":
             notes.append("timed out" if e.outcome == "timeout" else "cancelled")
     if not notes:
-        sides = {e.side for e in events if e.kind == "stage_ran"}
+        sides = {e.side for e in ran}
         if sides == {"callback"}:
             notes.append("straight down the callbacks")
         elif sides == {"errback"}:
@@ -1084,6 +1228,7 @@ def _draw(cv: _Canvas, width: float, height: float, highlight: frozenset[Any]) -
             )
         elif op.kind == "text":
             x, y, s = op.args
+            s = safe_text(s, style.get("weight") == "bold", style.get("style") == "italic")
             bbox = None
             if style.get("bbox"):
                 bbox = {"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.92}
@@ -1094,6 +1239,7 @@ def _draw(cv: _Canvas, width: float, height: float, highlight: frozenset[Any]) -
                 y,
                 s,
                 fontsize=style.get("size", 14),
+                fontfamily=list(font_family()),
                 color=style.get("color", "black"),
                 ha=style.get("ha", "center"),
                 va=style.get("va", "center"),
@@ -1153,16 +1299,31 @@ def _highlight_keys(trace: Trace, seq: int | None) -> frozenset[Any]:
 
 
 def _legend(cv: _Canvas, x: float, y: float) -> None:
+    """Swatches shaped like the cells they explain (square-cornered, not the round pills
+    of the firing and the result); "did not run" shows a pale cell of each column."""
+    w, h, r = 0.7, 0.34, 0.03
     items = [
-        (COLORS["callback"], COLORS["callback"], "-", "callback ran"),
-        (COLORS["errback"], COLORS["errback"], "-", "errback ran"),
-        (COLORS["callback_pale"], COLORS["callback"], "-", "did not run"),
-        (COLORS["passthru_pale"], COLORS["passthru"], "--", "pass-through"),
+        ([("callback", "callback")], "-", "callback ran"),
+        ([("errback", "errback")], "-", "errback ran"),
+        ([("callback_pale", "callback"), ("errback_pale", "errback")], "-", "did not run"),
+        ([("passthru_pale", "passthru")], "--", "pass-through"),
     ]
-    for face, edge, ls, text in items:
-        cv.box(x, y, 0.5, 0.34, face=face, edge=edge, lw=2, ls=ls)
-        cv.text(x + 0.62, y + 0.17, text, size=FONT["label"], ha="left", color=COLORS["ink"])
-        x += 0.62 + _text_width(text, FONT["label"]) + 0.45
+    for cells, ls, text in items:
+        part = (w - 0.06 * (len(cells) - 1)) / len(cells)
+        for i, (face, edge) in enumerate(cells):
+            cv.box(
+                x + i * (part + 0.06),
+                y,
+                part,
+                h,
+                face=COLORS[face],
+                edge=COLORS[edge],
+                lw=2,
+                ls=ls,
+                radius=r,
+            )
+        cv.text(x + w + 0.12, y + h / 2, text, size=FONT["label"], ha="left", color=COLORS["ink"])
+        x += w + 0.12 + _text_width(text, FONT["label"]) + 0.45
 
 
 def chain_figure(
@@ -1179,51 +1340,69 @@ def chain_figure(
     :class:`~poetrylab.tracing._style.Drawing` (SVG in a notebook, ``.figure`` for the
     matplotlib Figure). Not thread-safe: draw in one thread (the main one).
     """
+    whole = trace
     if upto is not None:
         trace = trace.until(upto)
-    only = trace.deferred(ref).id if ref is not None else None
+    # a step-through frame from before ``ref`` was made: say so, on an empty picture
+    later = (
+        ref is not None
+        and upto is not None
+        and not any(info.id == ref or info.label == ref for info in trace.deferreds)
+    )
+    only = trace.deferred(ref).id if ref is not None and not later else None
     ctx = _ownership(trace, only)
-    if only is not None:
+    if later:
+        roots = []
+    elif only is not None:
         roots = [only]
     else:
         roots = [info.id for info in trace.deferreds if info.id not in ctx.owner]
     head, sub = headline(trace, only)
+    if later:
+        head, sub = f"{whole.deferred(ref).label}: not made yet", ""  # type: ignore[arg-type]
     if title is not None:
         head, sub = title, ""
+    parts = [part for part in sub.split(" · ") if part]
     guess = trace.meta.get("prediction")
     if isinstance(guess, dict) and title is None:
         said = " ".join(side[0].upper() for side in guess.get("predicted", []))
         went = " ".join(side[0].upper() for side in guess.get("actual", []))
         verdict = "right ✓" if guess.get("correct") else "not quite ✗"
-        sub = f"you predicted {said}, it went {went}: {verdict}" + (f" · {sub}" if sub else "")
+        parts.insert(0, f"you predicted {said}, it went {went}: {verdict}")
     blocks = [_Block(ctx, did) for did in roots]
     cv = _Canvas()
     margin = 0.35
-    top = margin + (1.25 if sub else 0.8)
     # roots left to right, wrapping before the picture gets too wide to project
-    x, y, row_h, width = margin, top, 0.0, 0.0
+    x, y, row_h, width = margin, 0.0, 0.0, 0.0
+    spots = []
     for block in blocks:
         bw, bh = block.measure()
         if x > margin and x + bw > MAX_ROW_WIDTH:
             x, y = margin, y + row_h + 0.5
             row_h = 0.0
-        block.place(cv, x, y)
+        spots.append((x, y))
         x += bw + 0.5
         row_h = max(row_h, bh)
         width = max(width, x - 0.5 + margin)
     if not blocks:
+        width, row_h = 8.0, 1.0
+    width = max(width, 9.0)
+    # the subtitle wraps (a part never splits) instead of running off the picture
+    lines = _wrap(parts, width - 2 * margin, FONT["subtitle"])
+    top = margin + 0.8 + (0.45 + SUB_LINE * (len(lines) - 1) if lines else 0.0)
+    for block, (bx, by) in zip(blocks, spots, strict=True):
+        block.place(cv, bx, top + by)
+    if not blocks:
         cv.text(
             margin,
             top + 0.4,
-            "nothing traced",
+            "nothing yet" if later else "nothing traced",
             size=FONT["cell"],
             ha="left",
             color=COLORS["muted"],
             style="italic",
         )
-        width, row_h = 8.0, 1.0
-    height = y + row_h + 0.35 + 0.5 + margin
-    width = max(width, 9.0)
+    height = top + y + row_h + 0.35 + 0.5 + margin
     cv.text(
         margin,
         margin + 0.3,
@@ -1233,11 +1412,11 @@ def chain_figure(
         ha="left",
         color=COLORS["ink"],
     )
-    if sub:
+    for i, line in enumerate(lines):
         cv.text(
             margin,
-            margin + 0.8,
-            _fits(sub, width - 2 * margin, FONT["subtitle"]),
+            margin + 0.8 + SUB_LINE * i,
+            line,
             size=FONT["subtitle"],
             ha="left",
             color=COLORS["muted"],

@@ -1,7 +1,7 @@
 """Canonical Deferred flows, each run on real Deferreds under a tracer (notebooks 04-09).
 
 Every function here builds a small, classic situation -- a callback that raises and an
-errback that recovers, an inner Deferred that pauses the chain, a DeferredList, a
+errback that recovers, an inner Deferred that pauses the chain, a DeferredList, a race,
 cancellation, a timeout on a ``task.Clock``, an ``inlineCallbacks`` generator, a coroutine
 whose ``await`` fails -- and returns its :class:`~poetrylab.tracing.model.Trace`. They are
 the gallery the tests, the benchmark and the docs draw; the notebooks write the same code
@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import defer, task
-from twisted.internet.defer import CancelledError, Deferred, DeferredList, gatherResults
+from twisted.internet.defer import CancelledError, Deferred, DeferredList, gatherResults, race
 from twisted.python.failure import Failure
 
 from .capture import Tracer
@@ -129,6 +129,16 @@ def gather_one_failure() -> Trace:
     return t.snapshot()
 
 
+def race_first() -> Trace:
+    """race(): the first success wins, and the race cancels the others."""
+    with Tracer() as t:
+        members: list[Deferred[str]] = [Deferred(lambda d: None) for _ in range(3)]
+        first = race(members)
+        first.addCallback(lambda won: won[1])
+        members[1].callback("quick")
+    return t.snapshot()
+
+
 def cancel_waiting_outer() -> Trace:
     """cancel() on an outer Deferred waiting on an inner one goes up to the inner."""
     with Tracer() as t:
@@ -205,6 +215,7 @@ EXAMPLES: dict[str, Callable[[], Trace]] = {
     "inner_deferred": inner_deferred,
     "deferred_list": deferred_list,
     "gather_one_failure": gather_one_failure,
+    "race_first": race_first,
     "cancel_waiting_outer": cancel_waiting_outer,
     "timeout_on_clock": timeout_on_clock,
     "inline_callbacks": inline_callbacks,

@@ -14,15 +14,17 @@ Schema (``Trace.to_dict()``; ``to_json`` writes exactly this)::
 
 ``DeferredInfo`` -- one Deferred:
     ``id`` (int, 1, 2, ... in order of first sight), ``label`` (``"d1"`` unless named),
-    ``kind`` (``Deferred``, ``DeferredList``, ``gatherResults``, ``inlineCallbacks``,
-    ``coroutine``), ``origin`` (how it came into scope: ``created`` in the traced block,
-    ``watched``, ``inner`` -- returned by a stage of ``parent``, ``member`` of the list
-    ``parent``, ``awaited`` by the coroutine ``parent``, ``chained`` by ``parent``'s
-    ``chainDeferred``), ``made_by`` (``Deferred()``, ``succeed()``, ``fail()``,
-    ``maybeDeferred(f)``...), ``parent`` (id or null), ``canceller`` (its name or null),
-    ``coroutine`` (the generator or coroutine function driving it, or null), ``members``
-    (ids, for lists), ``options`` (``fireOnOneCallback``, ``fireOnOneErrback``,
-    ``consumeErrors`` for lists), ``stages`` (in chain order), ``thread``, ``time``,
+    ``kind`` (``Deferred``, ``DeferredList``, ``gatherResults``, ``race``,
+    ``inlineCallbacks``, ``coroutine``), ``origin`` (how it came into scope: ``created`` in
+    the traced block, ``watched``, ``inner`` -- returned by a stage of ``parent``,
+    ``member`` of the list or race ``parent``, ``awaited`` by the coroutine ``parent``,
+    ``chained`` by ``parent``'s ``chainDeferred``), ``made_by`` (``Deferred()``,
+    ``succeed()``, ``fail()``, ``maybeDeferred(f)``...), ``parent`` (id or null),
+    ``canceller`` (its name or null), ``coroutine`` (the generator or coroutine function
+    driving it, or null), ``members`` (ids, for lists and races), ``options``
+    (``fireOnOneCallback``, ``fireOnOneErrback``, ``consumeErrors`` for lists), ``stages``
+    (in chain order, traced ones only), ``untraced`` (true when stages added before it was
+    traced were still to run: they come before ``stages``, unseen), ``thread``, ``time``,
     ``seq`` (of its ``created`` event).
 
 ``Stage`` -- one (callback, errback) pair of the chain:
@@ -30,9 +32,11 @@ Schema (``Trace.to_dict()``; ``to_json`` writes exactly this)::
     (names), ``callback_implicit`` / ``errback_implicit`` (true for the pass-through Twisted
     supplies: ``addCallback(f)`` has an implicit pass-through errback and ``addErrback(f)``
     an implicit pass-through callback), ``role`` (``user``; or Twisted's plumbing:
-    ``timeout`` from ``addTimeout``, ``list`` for a DeferredList member's hook, ``gather``
-    for gatherResults' unwrapping, ``inline`` for an inlineCallbacks resumption, ``chain``
-    for ``chainDeferred``), ``added_seq``.
+    ``timeout`` from ``addTimeout``, ``list`` for a DeferredList's or race's hook on a
+    member, ``gather`` for gatherResults' unwrapping, ``inline`` for an inlineCallbacks
+    resumption, ``chain`` for ``chainDeferred``; or ``runtime``, the notebook runtime's
+    stage that hands the result to the cell, which the views draw as that hand-over and
+    not as a stage), ``added_seq``.
 
 ``Event`` -- one thing that happened, with ``seq`` (global order), ``time`` (seconds since
 the tracer started, when the event was recorded: a stage is recorded when it returns, so
@@ -45,8 +49,10 @@ kind                fields used
 ``created``         ``detail``: the origin (see above)
 ``stage_added``     ``stage``
 ``fired``           ``outcome``: ``callback``, ``errback``, ``cancel`` (fired by
-                    ``cancel()``), ``already`` (found fired, e.g. by ``succeed()``);
-                    ``value``: the initial result; ``detail``: a note
+                    ``cancel()``), ``already`` (found fired, or fired at once by
+                    ``succeed()``, ``fail()``, ``maybeDeferred``), ``untraced`` (the
+                    result came out of stages added before tracing); ``value``: the
+                    result going into the first traced stage; ``detail``: a note
 ``fire_rejected``   firing an already-fired Deferred: ``outcome`` (method), ``value``,
                     ``detail``: ``AlreadyCalledError``
 ``fire_ignored``    a late result swallowed because the Deferred was cancelled before
@@ -62,7 +68,7 @@ kind                fields used
                     effect) or ``waiting`` (forwarded to the inner Deferred ``other``)
 ``canceller``       the canceller ``detail`` was called
 ``timeout_set``     ``addTimeout``: ``detail`` = the timeout in seconds
-``member_result``   on a list: member ``other`` in position ``slot`` contributed ``value``;
+``member_result``   on a list or race: member ``other`` in position ``slot`` gave ``value``;
                     ``outcome`` ``success`` or ``failure``
 ``step``            one step of a generator/coroutine driving ``deferred``: ``side``
                     ``send`` or ``throw`` (how ``value`` came back into it), ``outcome``
@@ -162,6 +168,7 @@ class DeferredInfo:
     members: list[int] = field(default_factory=list)
     options: dict[str, bool] = field(default_factory=dict)
     stages: list[Stage] = field(default_factory=list)
+    untraced: bool = False
     thread: str = ""
     time: float = 0.0
     seq: int = 0
@@ -212,11 +219,15 @@ class Final:
 
     ``state`` is ``unfired``, ``result`` (``value`` holds it), ``waiting`` (on ``other``)
     or ``handed`` (its result went on to the Deferred ``other`` that was waiting on it).
+    ``to_notebook`` is true when the notebook runtime took ``value`` to hand it to the
+    cell (``runtime.call``, ``wait``, ``resolve``): ``value`` is what the chain produced,
+    not the ``None`` the runtime's own stage leaves behind.
     """
 
     state: str
     value: Value | None = None
     other: int | None = None
+    to_notebook: bool = False
 
 
 @dataclass
@@ -257,17 +268,23 @@ class Trace:
         ``ref`` defaults to the first Deferred in the trace. ``side`` is ``callback`` or
         ``errback``; ``outcome`` is ``returned``, ``raised`` or ``passed`` (an implicit
         pass-through).
+        The notebook runtime's hand-over is not a stage of the chain and is left out.
         """
         info = self.deferred(ref) if ref is not None else self.deferreds[0]
+        stages = {stage.id: stage for stage in info.stages}
         out = []
         for e in self.events_for(info.id):
             if e.kind == "stage_ran" and e.stage is not None and e.side is not None:
-                out.append((e.side, info.stage(e.stage).name(e.side), e.outcome or ""))
+                stage = stages[e.stage]
+                if stage.role != "runtime":
+                    out.append((e.side, stage.name(e.side), e.outcome or ""))
         return out
 
     def final(self, ref: Ref) -> Final:
         """Where the Deferred ended up: its result, or what it waits on (see :class:`Final`)."""
-        did = self.deferred(ref).id
+        info = self.deferred(ref)
+        did = info.id
+        runtime = {stage.id for stage in info.stages if stage.role == "runtime"}
         state = Final("unfired")
         for e in self.events:
             if e.deferred != did:
@@ -276,6 +293,8 @@ class Trace:
                 continue
             if e.kind == "fired":
                 state = Final("result", e.value)
+            elif e.kind == "stage_ran" and e.stage in runtime:
+                state = Final("result", e.value, to_notebook=True)
             elif e.kind == "stage_ran" and e.result is not None:
                 state = Final("result", e.result)
             elif e.kind == "paused":

@@ -45,11 +45,15 @@ def describe(trace: Trace, event: Event, step_number: int | None = None) -> str:
     row = _row(trace, event)
     if kind == "stage_added":
         stage = info.stage(event.stage or 0)
+        if stage.role == "runtime":
+            return "the notebook runtime waits for the result here (its own stage, not yours)"
         cb = f"({stage.callback})" if stage.callback_implicit else stage.callback
         eb = f"({stage.errback})" if stage.errback_implicit else stage.errback
         return f"stage {row} added: {cb} | {eb}"
     value = _v(event.value, labels)
     if kind == "fired":
+        if event.outcome == "untraced":
+            return f"earlier stages (not traced) passed on {value}"
         if event.outcome == "already":
             return f"already fired with {value} ({event.detail})"
         if event.outcome == "cancel":
@@ -66,6 +70,8 @@ def describe(trace: Trace, event: Event, step_number: int | None = None) -> str:
         stage = info.stage(event.stage or 0)
         side = event.side or "callback"
         name = stage.name(side)
+        if stage.role == "runtime":
+            return f"handed to the notebook: {value}"
         if event.outcome == "passed":
             return f"stage {row} {side} ({name}): {value} passes on"
         result = _v(event.result, labels)
@@ -130,11 +136,15 @@ def final_line(trace: Trace, did: int) -> str:
     labels = trace.labels
     final = trace.final(did)
     if final.state == "unfired":
+        if trace.deferred(did).untraced:
+            return "not fired (or still in the stages added before tracing)"
         return "not fired"
     if final.state == "waiting":
         return f"waiting on {_ref(final.other, labels)}"
     if final.state == "handed":
         return f"result {_v(final.value, labels)} handed on to {_ref(final.other, labels)}"
+    if final.to_notebook:
+        return f"result: {_v(final.value, labels)} (handed to the notebook)"
     return f"result: {_v(final.value, labels)}"
 
 

@@ -3,9 +3,10 @@
 Where the two-column diagram shows *which path* a result took, the timeline shows *when*
 things happened and *where* (which thread): each Deferred is a lane, each event a marker
 (a triangle when it fired, a square for each stage that ran -- green callback, red
-errback, grey pass-through -- a diamond for a DeferredList member's result, a blue dot
-for a generator step, a purple cross for cancel()), and a grey bar while a chain was
-paused on an inner Deferred, with dashed lines to the lane it waited on.
+errback, grey pass-through and the notebook runtime's hand-over -- a diamond for a
+DeferredList member's result, a blue dot for a generator step, a purple cross for
+cancel()), and a grey bar while a chain was paused on an inner Deferred, with dashed lines
+to the lane it waited on.
 
 The x axis is milliseconds since the tracer started; when the whole trace took less than
 :data:`ORDER_BELOW` seconds (typical for Deferreds fired by hand or by a ``task.Clock``)
@@ -18,7 +19,7 @@ from typing import Any
 
 from matplotlib.lines import Line2D
 
-from ._style import COLORS, FONT, Drawing, new_figure
+from ._style import COLORS, FONT, Drawing, font_family, new_figure, safe_text
 from .model import Event, Trace
 
 __all__ = ["timeline_figure", "ORDER_BELOW"]
@@ -39,9 +40,9 @@ _MARKERS: dict[str, tuple[str, float]] = {
 }
 
 
-def _color(e: Event) -> str:
+def _color(e: Event, plumbing: frozenset[tuple[int, int]] = frozenset()) -> str:
     if e.kind == "stage_ran":
-        if e.outcome == "passed":
+        if e.outcome == "passed" or (e.deferred, e.stage) in plumbing:
             return COLORS["passthru"]
         return COLORS[e.side or "callback"]
     if e.kind in ("fired", "member_result"):
@@ -98,6 +99,12 @@ def timeline_figure(
             return e.thread
 
     row = {lane: i for i, lane in enumerate(lanes)}
+    plumbing = frozenset(
+        (info.id, stage.id)
+        for info in trace.deferreds
+        for stage in info.stages
+        if stage.role == "runtime"
+    )
     height = 2.8 + 0.62 * max(len(lanes), 1)
     figure = new_figure(13.0, height)
     ax = figure.add_axes((0.27, 1.75 / height, 0.7, 1 - 2.55 / height))
@@ -144,10 +151,14 @@ def timeline_figure(
         px, py = position[e.seq], row[lane_of(e)]
         if e.seq == highlight:
             ax.plot(px, py, "o", ms=size + 14, color=COLORS["highlight"], zorder=2)
-        face = "white" if e.kind == "created" else _color(e)
-        ax.plot(px, py, marker, ms=size, mfc=face, mec=_color(e), mew=2, zorder=3)
+        color = _color(e, plumbing)
+        face = "white" if e.kind == "created" else color
+        ax.plot(px, py, marker, ms=size, mfc=face, mec=color, mew=2, zorder=3)
 
+    names = [safe_text(n) for n in names]
     ax.set_yticks(range(len(lanes)), [n if len(n) <= 30 else n[:29] + "…" for n in names])
+    for tick in ax.get_yticklabels() + ax.get_xticklabels():
+        tick.set_fontfamily(list(font_family()))
     ax.tick_params(axis="y", labelsize=FONT["label"], length=0)
     ax.tick_params(axis="x", labelsize=FONT["label"])
     ax.set_ylim(max(len(lanes), 1) - 0.5, -0.5)
@@ -164,7 +175,8 @@ def timeline_figure(
     figure.text(
         0.02,
         1 - 0.45 / height,
-        head,
+        safe_text(head, bold=True),
+        fontfamily=list(font_family()),
         fontsize=FONT["title"],
         fontweight="bold",
         color=COLORS["ink"],
