@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from twisted.internet.defer import Deferred, succeed
 
 from poetrylab.download import Address, Download, parse_address
 
-__all__ = ["AddressLike", "CHUNK_SIZE", "downloads_for"]
+__all__ = ["AddressLike", "CHUNK_SIZE", "downloads_for", "when_all_done"]
 
 AddressLike = Address | tuple[str, int] | str
 """An :class:`Address`, a ``(host, port)`` pair or a ``"HOST:PORT"`` string."""
@@ -24,3 +27,28 @@ def downloads_for(addresses: Iterable[AddressLike], client: str) -> list[Downloa
         Download(parse_address(address), client=client, task=task)
         for task, address in enumerate(addresses, start=1)
     ]
+
+
+def when_all_done(
+    downloads: list[Download], start: Callable[[Download, Callable[[Download], None]], Any]
+) -> Deferred[list[Download]]:
+    """Start every download with ``start(download, one_done)``; fire when all called back.
+
+    This is how callback-style code (before Deferreds) knows that *everything* is over:
+    count the completions. The Deferred fires with ``downloads`` in order and never
+    errbacks: each failure is recorded in its Download. Call it in the reactor thread.
+    """
+    if not downloads:
+        return succeed([])
+    all_done: Deferred[list[Download]] = Deferred()
+    waiting = len(downloads)
+
+    def one_done(download: Download) -> None:
+        nonlocal waiting
+        waiting -= 1
+        if waiting == 0:
+            all_done.callback(downloads)
+
+    for download in downloads:
+        start(download, one_done)
+    return all_done

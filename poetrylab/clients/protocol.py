@@ -12,13 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IConnector
 from twisted.internet.protocol import ClientFactory, Protocol, connectionDone
 from twisted.python.failure import Failure
 
-from poetrylab.clients._common import AddressLike, downloads_for
+from poetrylab.clients._common import AddressLike, downloads_for, when_all_done
 from poetrylab.download import Download, describe_error, parse_address
 
 __all__ = [
@@ -151,18 +151,7 @@ def get_poems(
     It never errbacks: each failure is recorded in its Download. Call it in the reactor
     thread.
     """
-    downloads = downloads_for(addresses, NAME)
-    if not downloads:
-        return succeed([])
-    all_done: Deferred[list[Download]] = Deferred()
-    waiting = len(downloads)
-
-    def one_done(download: Download) -> None:
-        nonlocal waiting
-        waiting -= 1
-        if waiting == 0:
-            all_done.callback(downloads)
-
-    for download in downloads:
-        download_poem(reactor, download, one_done, one_done, timeout)
-    return all_done
+    return when_all_done(
+        downloads_for(addresses, NAME),
+        lambda download, one_done: download_poem(reactor, download, one_done, one_done, timeout),
+    )

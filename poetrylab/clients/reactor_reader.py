@@ -13,13 +13,13 @@ import socket
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IReadDescriptor, IWriteDescriptor
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from poetrylab.clients._common import CHUNK_SIZE, AddressLike, downloads_for
+from poetrylab.clients._common import CHUNK_SIZE, AddressLike, downloads_for, when_all_done
 from poetrylab.clients.select_loop import connect_error, start_connect
 from poetrylab.download import Download, describe_error, parse_address
 
@@ -140,18 +140,7 @@ def get_poems(
     It never errbacks: each failure is recorded in its Download. Call it in the reactor
     thread.
     """
-    downloads = downloads_for(addresses, NAME)
-    if not downloads:
-        return succeed([])
-    all_done: Deferred[list[Download]] = Deferred()
-    waiting = len(downloads)
-
-    def one_done(download: Download) -> None:
-        nonlocal waiting
-        waiting -= 1
-        if waiting == 0:
-            all_done.callback(downloads)
-
-    for download in downloads:
-        PoetrySocket(reactor, download, one_done, timeout)
-    return all_done
+    return when_all_done(
+        downloads_for(addresses, NAME),
+        lambda download, one_done: PoetrySocket(reactor, download, one_done, timeout),
+    )
