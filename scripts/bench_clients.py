@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{params['cpu_count']} CPUs")
     print("\n".join(check_targets(results)))
     if args.notebook_copy:
-        save_results(compact_results(results, timelines_max_servers=16), NOTEBOOK_COPY)
+        save_results(compact_results(results, timelines_max_servers=5), NOTEBOOK_COPY)
         print(f"notebook copy: {NOTEBOOK_COPY}")
     return 0
 

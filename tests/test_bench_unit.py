@@ -372,7 +372,7 @@ def test_figures_change_when_the_measurements_change() -> None:
 def test_cpu_figure_title_names_the_hungriest_client_at_the_largest_n() -> None:
     fig = figures.plot_cpu(fake_results())
     title = fig.axes[0].get_title(loc="left")
-    assert "at N=16, threaded used" in title and "x the CPU of" in title
+    assert "at N=16: threaded used" in title and "'s CPU" in title
 
 
 def test_each_client_keeps_its_colour_in_every_figure() -> None:

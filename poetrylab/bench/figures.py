@@ -115,13 +115,17 @@ def _lanes(run: dict[str, Any], max_tasks: int) -> list[list[dict[str, Any]]]:
 
 
 def timeline_runs(
-    results: dict[str, Any], clients: Sequence[str] | None = None, n_servers: int | None = None
+    results: dict[str, Any],
+    clients: Sequence[str] | None = None,
+    n_servers: int | None = None,
+    max_servers: int = 8,
 ) -> list[dict[str, Any]]:
     """Pick one run per client for :func:`plot_timelines`: first repeat, chunks stored.
 
-    ``n_servers`` defaults to the largest N up to 8 that has chunk timelines (a figure
-    with more lanes is unreadable); ``clients`` defaults to blocking, threaded and the
-    first asynchronous client measured. Returns [] when nothing suitable was measured.
+    ``n_servers`` defaults to the largest N up to ``max_servers`` that has chunk
+    timelines (more lanes would be unreadable); ``clients`` defaults to blocking,
+    threaded and one asynchronous client (twisted if measured). Returns [] when nothing
+    suitable was measured.
     """
     runs = [r for r in results["runs"] if r.get("chunks_stored", True) and r["timeline"]]
     measured = list(dict.fromkeys(r["client"] for r in runs))
@@ -134,7 +138,7 @@ def timeline_runs(
         clients = [c for c in ("blocking", "threaded") if c in measured] + asynchronous[:1]
     if n_servers is None:
         counts = sorted({r["n_servers"] for r in runs if r["client"] in clients})
-        small = [n for n in counts if n <= 8]
+        small = [n for n in counts if n <= max_servers]
         if not counts:
             return []
         n_servers = small[-1] if small else counts[0]
@@ -318,6 +322,14 @@ def plot_elapsed(results: dict[str, Any], ax: Axes | None = None) -> Figure:
                         textcoords="offset points", va="center", fontsize=15)
         ax.legend(loc="upper left", framealpha=0.95)
         _note_failures(ax, results)
+        skipped = sorted({(s["client"], s["n_servers"]) for s in results.get("skipped", [])})
+        if skipped:
+            clients = ", ".join(dict.fromkeys(c for c, _ in skipped))
+            limit = results["parameters"].get("max_run_s")
+            over = f"over the {limit:g} s limit" if limit else "over the time limit"
+            ax.text(0.98, 0.3, f"{clients} not run at N ≥ {min(n for _, n in skipped):,}:\n"
+                    f"ideal time {over}", transform=ax.transAxes, ha="right",
+                    va="center", fontsize=14, color="#444444")
         ax.set_title("Blocking time grows with N (the sum);\n"
                      "concurrent clients stay near the slowest server", loc="left")
     return fig
@@ -347,8 +359,16 @@ def plot_efficiency(results: dict[str, Any], ax: Axes | None = None) -> Figure:
         _log_n_axis(ax, [e["n_servers"] for e in results["ideal"]])
         ax.set_ylabel("ideal time / measured time")
         ax.legend(loc="lower left", framealpha=0.95)
-        ax.set_title("How close each client comes to its ideal\n(1.0 = no time added)",
-                     loc="left")
+        title = "Each client against its ideal (1.0 = no time added)"
+        top_n = max((n for by_n in groups.values() for n in by_n), default=None)
+        at_top = {c: statistics.median(by_n[top_n]) for c, by_n in groups.items()
+                  if top_n is not None and top_n in by_n}  # fmt: skip
+        if len(at_top) > 1:
+            worst = min(at_top, key=lambda c: at_top[c])
+            best = max(at_top, key=lambda c: at_top[c])
+            title += (f"\nat N={top_n:,}: {worst} {100 * (1 / at_top[worst] - 1):.1f}% over, "
+                      f"{best} {100 * (1 / at_top[best] - 1):.1f}%")
+        ax.set_title(title, loc="left")
     return fig
 
 
@@ -368,7 +388,7 @@ def plot_cpu(results: dict[str, Any], ax: Axes | None = None) -> Figure:
         ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_ylabel("client CPU seconds (user + system)")
         ax.legend(loc="upper left", framealpha=0.95)
-        title = "Client CPU time: the work of waiting"
+        title = "Client CPU time (lower is cheaper)"
         top_n = max((n for by_n in groups.values() for n in by_n), default=None)
         if top_n is not None:
             at_top = {
@@ -378,7 +398,7 @@ def plot_cpu(results: dict[str, Any], ax: Axes | None = None) -> Figure:
                 worst = max(at_top, key=lambda c: at_top[c])
                 best = min(at_top, key=lambda c: at_top[c])
                 ratio = at_top[worst] / at_top[best] if at_top[best] > 0 else math.inf
-                title += f"\nat N={top_n:,}, {worst} used {ratio:.1f}x the CPU of {best}"
+                title += f"\nat N={top_n:,}: {worst} used {ratio:.1f}× {best}'s CPU"
         ax.set_title(title, loc="left")
     return fig
 
@@ -386,10 +406,10 @@ def plot_cpu(results: dict[str, Any], ax: Axes | None = None) -> Figure:
 def plot_overview(results: dict[str, Any]) -> Figure:
     """All four pictures on one page: timelines on top; time, efficiency and CPU below."""
     with _style():
-        fig = ShownFigure(figsize=(26, 17), layout="constrained")
+        fig = ShownFigure(figsize=(24, 15), layout="constrained")
         grid = fig.add_gridspec(2, 3, height_ratios=[1, 1.05])
         top = fig.add_subplot(grid[0, :])
-        runs = timeline_runs(results)
+        runs = timeline_runs(results, max_servers=5)
         if runs:
             plot_timelines(runs, ax=top)
         else:
