@@ -54,3 +54,16 @@ def test_check_catches_every_wrong_answer_with_specific_feedback(key: str, react
         assert isinstance(feedback, Feedback)
         assert not feedback.passed, f"{key} accepted a wrong answer: {wrong!r}"
         assert feedback.got or feedback.hint, f"{key} gave bare feedback: {feedback}"
+
+
+def test_not_a_subclass_explains_an_instance_and_accepts_the_class() -> None:
+    from twisted.internet.protocol import Protocol
+
+    from poetrylab.exercises._feedback import not_a_subclass, short
+
+    assert not_a_subclass("x", Protocol, Protocol, hint="h") is None
+    feedback = not_a_subclass("x", Protocol(), Protocol, hint="pass the class")
+    assert feedback is not None and not feedback.passed
+    assert feedback.expected == "a subclass of twisted.internet.protocol.Protocol"
+    assert feedback.hint == "pass the class"
+    assert short("a" * 100) == "'" + "a" * 58 + "…"

@@ -9,7 +9,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["EXERCISES", "Answers", "Feedback", "exercise", "failed", "passed", "run_learner_code"]
+__all__ = [
+    "EXERCISES",
+    "Answers",
+    "Feedback",
+    "exercise",
+    "failed",
+    "not_a_subclass",
+    "passed",
+    "run_learner_code",
+    "short",
+]
 
 
 @dataclass(frozen=True)
@@ -135,3 +145,22 @@ def run_learner_code(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple
         return True, fn(*args, **kwargs)
     except Exception as exc:
         return False, _one_line(exc)
+
+
+def short(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for the ``got:`` line of feedback."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def not_a_subclass(exercise: str, answer: Any, base: type, hint: str) -> Feedback | None:
+    """Feedback when ``answer`` is not a subclass of ``base`` (the class itself); else None."""
+    if isinstance(answer, type) and issubclass(answer, base):
+        return None
+    return failed(
+        exercise,
+        f"pass your {base.__name__} subclass itself (the class, not an instance)",
+        expected=f"a subclass of {base.__module__}.{base.__qualname__}",
+        got=short(answer),
+        hint=hint,
+    )

@@ -14,17 +14,19 @@ from typing import Any
 from poetrylab import runtime
 from poetrylab.corpus import list_poems, load_poem
 from poetrylab.download import Download
-from poetrylab.exercises._feedback import Feedback, exercise, failed, passed, run_learner_code
+from poetrylab.exercises._feedback import (
+    Feedback,
+    exercise,
+    failed,
+    passed,
+    run_learner_code,
+    short,
+)
 from poetrylab.servers import poem_duration
 
 __all__ = ["PACING_CASES", "check_fetch_poem", "check_predict_seconds"]
 
 _POEMS = ("tyger", "furuike")
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _which_poem(data: bytes) -> str:
@@ -48,7 +50,7 @@ def _check_one_poem(name: str, fetch_poem: Any, poem: str) -> Feedback | None:
             name,
             f"{call} should return a Download",
             expected="a Download",
-            got=_short(download),
+            got=short(download),
             hint="runtime.call(deferred.get_poems, reactor, [server.address]) returns a "
             "list with one Download: return that Download.",
         )
@@ -96,7 +98,7 @@ def check_fetch_poem(fetch_poem: Any) -> Feedback:
             name,
             "pass your function itself",
             expected="fetch_poem",
-            got=_short(fetch_poem),
+            got=short(fetch_poem),
             hint="def fetch_poem(name): ...",
         )
     runtime.start()
@@ -125,7 +127,7 @@ def check_predict_seconds(predict_seconds: Any) -> Feedback:
             name,
             "pass your function itself",
             expected="predict_seconds",
-            got=_short(predict_seconds),
+            got=short(predict_seconds),
             hint="def predict_seconds(size, num_bytes, delay): ...",
         )
     for size, num_bytes, delay in PACING_CASES:
@@ -147,7 +149,7 @@ def check_predict_seconds(predict_seconds: Any) -> Feedback:
                 name,
                 f"{call} is not right",
                 expected=f"{needed:g} seconds",
-                got=_short(said),
+                got=short(said),
                 hint="the first chunk goes out the moment the client connects; every later "
                 "chunk waits `delay` seconds first. How many chunks are there? "
                 "(math.ceil helps)",

@@ -17,14 +17,16 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
-from poetrylab.exercises._feedback import Feedback, exercise, failed, passed, run_learner_code
+from poetrylab.exercises._feedback import (
+    Feedback,
+    exercise,
+    failed,
+    passed,
+    run_learner_code,
+    short,
+)
 
 __all__ = ["TurnByTurnReactor", "check_countdown", "check_one_at_a_time"]
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _said_at(n: int) -> list[list[Any]]:
@@ -43,7 +45,7 @@ def check_countdown(countdown: Any) -> Feedback:
             name,
             "pass your function itself",
             expected="countdown",
-            got=_short(countdown),
+            got=short(countdown),
             hint="def countdown(clock, n, said): ...",
         )
     for n in (3, 1):
@@ -117,7 +119,7 @@ def check_one_at_a_time(one_at_a_time: Any) -> Feedback:
             name,
             "pass your function itself",
             expected="one_at_a_time",
-            got=_short(one_at_a_time),
+            got=short(one_at_a_time),
             hint="def one_at_a_time(reactor, items, work): ...",
         )
     reactor, done = TurnByTurnReactor(), []
@@ -129,7 +131,7 @@ def check_one_at_a_time(one_at_a_time: Any) -> Feedback:
             name,
             "one_at_a_time should return a Deferred",
             expected="a Deferred",
-            got=_short(d),
+            got=short(d),
             hint="create finished = Deferred(), return it, fire it at the end.",
         )
     if len(done) > 1:
@@ -179,7 +181,7 @@ def check_one_at_a_time(one_at_a_time: Any) -> Feedback:
             name,
             "the Deferred should fire with the number of items",
             expected=str(len(_ITEMS)),
-            got=_short(outcome[0]),
+            got=short(outcome[0]),
         )
     return passed(
         name, "one item per turn: between any two, the reactor was free to serve everyone else."

@@ -21,7 +21,7 @@ from twisted.python.failure import Failure
 
 from poetrylab import runtime
 from poetrylab.corpus import load_poem
-from poetrylab.exercises._feedback import Feedback, exercise, failed, passed
+from poetrylab.exercises._feedback import Feedback, exercise, failed, not_a_subclass, passed, short
 from poetrylab.servers import listen_slow
 
 __all__ = ["check_callback_factory", "check_line_collector", "split_poem"]
@@ -37,11 +37,6 @@ def split_poem() -> bytes:
     return load_poem("nachtlied").data + b"\n" + load_poem("furuike").data
 
 
-def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 # -- exercise 1: lines from a stream ------------------------------------------------------
 
 
@@ -53,14 +48,14 @@ def check_line_collector(protocol_class: Any) -> Feedback:
     line received, decoded from UTF-8, without its newline.
     """
     name = "check_line_collector"
-    if not (isinstance(protocol_class, type) and issubclass(protocol_class, Protocol)):
-        return failed(
-            name,
-            "pass your Protocol subclass itself (the class, not an instance)",
-            expected="a subclass of twisted.internet.protocol.Protocol",
-            got=_short(protocol_class),
-            hint="class LineCollector(Protocol): ...  then check_line_collector(LineCollector)",
-        )
+    wrong_kind = not_a_subclass(
+        name,
+        protocol_class,
+        Protocol,
+        hint="class LineCollector(Protocol): ...  then check_line_collector(LineCollector)",
+    )
+    if wrong_kind is not None:
+        return wrong_kind
     poem = split_poem()
     expected = poem.decode("utf-8").split("\n")[:-1]  # the poem ends with a newline
     reactor = runtime.start().reactor
@@ -87,7 +82,7 @@ def check_line_collector(protocol_class: Any) -> Feedback:
             name,
             "your protocol has no list called lines",
             expected="self.lines: a list of str, one per complete line",
-            got=f"lines = {_short(lines)}",
+            got=f"lines = {short(lines)}",
             hint="create self.lines = [] in __init__ (or connectionMade) and append to it.",
         )
     if lines == expected:
@@ -100,8 +95,8 @@ def check_line_collector(protocol_class: Any) -> Feedback:
         return failed(
             name,
             "your lines are bytes, not text",
-            expected=_short(expected[0]),
-            got=_short(lines[0]),
+            expected=short(expected[0]),
+            got=short(lines[0]),
             hint="decode each complete line with .decode('utf-8') before you keep it.",
         )
     for i, (want, got) in enumerate(zip(expected, lines, strict=False), start=1):
@@ -110,8 +105,8 @@ def check_line_collector(protocol_class: Any) -> Feedback:
             return failed(
                 name,
                 f"line {i} is not what the server sent",
-                expected=_short(want),
-                got=_short(got),
+                expected=short(want),
+                got=short(got),
                 hint=(
                     "a chunk can end in the middle of a UTF-8 character: keep the bytes in "
                     "a buffer and decode only complete lines."
@@ -123,8 +118,8 @@ def check_line_collector(protocol_class: Any) -> Feedback:
     return failed(
         name,
         f"expected {len(expected)} lines, got {len(lines)}",
-        expected=f"{len(expected)} lines, the last one {_short(expected[-1])}",
-        got=f"{len(lines)} lines" + (f", the extra one {_short(lines[-1])}" if lines else ""),
+        expected=f"{len(expected)} lines, the last one {short(expected[-1])}",
+        got=f"{len(lines)} lines" + (f", the extra one {short(lines[-1])}" if lines else ""),
         hint="keep only complete lines (text followed by a newline), without the newline.",
     )
 
@@ -242,15 +237,15 @@ def check_callback_factory(factory_class: Any) -> Feedback:
     that hangs up halfway; exactly one of the two must be called, once, with the right value.
     """
     name = "check_callback_factory"
-    if not (isinstance(factory_class, type) and issubclass(factory_class, ClientFactory)):
-        return failed(
-            name,
-            "pass your ClientFactory subclass itself (the class, not an instance)",
-            expected="a subclass of twisted.internet.protocol.ClientFactory",
-            got=_short(factory_class),
-            hint="class ByteCountFactory(ClientFactory): ...  then "
-            "check_callback_factory(ByteCountFactory)",
-        )
+    wrong_kind = not_a_subclass(
+        name,
+        factory_class,
+        ClientFactory,
+        hint="class ByteCountFactory(ClientFactory): ...  then "
+        "check_callback_factory(ByteCountFactory)",
+    )
+    if wrong_kind is not None:
+        return wrong_kind
     try:
         factory_class(lambda *a: None, lambda *a: None)
     except Exception as exc:
@@ -327,7 +322,7 @@ def _judge(
             else "a clean close (ConnectionDone) means the poem is complete: call the callback."
         )
         return failed(
-            name, f"with {case}, the wrong one was called", want, f"{kind}({_short(value)})", hint
+            name, f"with {case}, the wrong one was called", want, f"{kind}({short(value)})", hint
         )
     if want_kind == "callback":
         if value != want_value:
@@ -335,7 +330,7 @@ def _judge(
                 name,
                 f"with {case}, the callback got the wrong value",
                 want,
-                f"callback({_short(value)})",
+                f"callback({short(value)})",
                 "count the bytes of every chunk: len(data) in dataReceived, added up.",
             )
         return None
@@ -344,7 +339,7 @@ def _judge(
             name,
             f"with {case}, the errback did not get a Failure",
             want,
-            f"errback({_short(value)})",
+            f"errback({short(value)})",
             "pass on the reason Twisted gave you: it is a Failure wrapping the exception.",
         )
     if type(value.value).__name__ != want_value:

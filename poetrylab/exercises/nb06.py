@@ -19,18 +19,20 @@ from twisted.internet import error
 from twisted.internet.defer import Deferred
 
 from poetrylab import runtime
-from poetrylab.exercises._feedback import Feedback, exercise, failed, passed, run_learner_code
+from poetrylab.exercises._feedback import (
+    Feedback,
+    exercise,
+    failed,
+    passed,
+    run_learner_code,
+    short,
+)
 from poetrylab.services import quiet_logs, transform
 
 __all__ = ["SAMPLE", "check_shout", "check_transform_or_keep"]
 
 SAMPLE = "Tyger Tyger, burning bright,\nIn the forests of the night;\nÜber alles\n"
 """The poem the checks send (one line is not ASCII)."""
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _served(registry: transform.TransformRegistry) -> Any:
@@ -67,7 +69,7 @@ def _check_shout(registry: Any) -> Feedback:
             name,
             "pass the registry itself",
             expected="a TransformRegistry (from transform.default_registry())",
-            got=_short(registry),
+            got=short(registry),
             hint="registry = transform.default_registry(); then registry.register('shout', ...)",
         )
     if "shout" not in registry:
@@ -85,7 +87,7 @@ def _check_shout(registry: Any) -> Feedback:
             return failed(
                 name,
                 "the server refused to shout: it closed the connection without a reply",
-                expected=_short(SAMPLE.upper()),
+                expected=short(SAMPLE.upper()),
                 got=type(reply).__name__,
                 hint="call your function on a poem in a cell: it must take a str and return "
                 "a str (not bytes, not None)",
@@ -94,8 +96,8 @@ def _check_shout(registry: Any) -> Feedback:
             return failed(
                 name,
                 "the server answered, but that is not the poem in capitals",
-                expected=_short(SAMPLE.upper()),
-                got=_short(reply),
+                expected=short(SAMPLE.upper()),
+                got=short(reply),
                 hint="str.upper() does it, Ü included; keep the newlines",
             )
         ok, reply = _ask(port, "__class__", SAMPLE)
@@ -146,7 +148,7 @@ def _check_transform_or_keep(transform_or_keep: Any) -> Feedback:
                     name,
                     "transform_or_keep should return a Deferred",
                     expected="a Deferred (from transform.transform_poem, with your errback)",
-                    got=_short(d),
+                    got=short(d),
                     hint="return transform.transform_poem(...).addErrback(...)",
                 )
             try:
@@ -155,7 +157,7 @@ def _check_transform_or_keep(transform_or_keep: Any) -> Feedback:
                 return failed(
                     name,
                     f"for {what}, the Deferred failed",
-                    expected=f"it fires with {_short(expected)}",
+                    expected=f"it fires with {short(expected)}",
                     got=f"{type(exc).__name__}: {exc}"[:120],
                     hint="an errback that returns the original poem turns the refusal into a "
                     "result; trap transform.NoReplyError",
@@ -164,8 +166,8 @@ def _check_transform_or_keep(transform_or_keep: Any) -> Feedback:
                 return failed(
                     name,
                     f"for {what}, the result is not right",
-                    expected=_short(expected),
-                    got=_short(got),
+                    expected=short(expected),
+                    got=short(got),
                     hint="success: the transformed poem; a refusal: the poem you sent",
                 )
     finally:
@@ -183,8 +185,8 @@ def _check_transform_or_keep(transform_or_keep: Any) -> Feedback:
             name,
             "with the server down, the failure was not a ConnectionRefusedError",
             expected="the Deferred fails with ConnectionRefusedError",
-            got=_short(got),
+            got=short(got),
             hint="failure.trap(transform.NoReplyError) recovers from a refusal only and passes "
             "anything else on",
         )
-    return failed(name, "with the server down, it did not return a Deferred", got=_short(d))
+    return failed(name, "with the server down, it did not return a Deferred", got=short(d))

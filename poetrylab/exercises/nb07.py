@@ -18,16 +18,18 @@ from twisted.internet.error import ConnectionDone, ConnectionRefusedError
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
-from poetrylab.exercises._feedback import Feedback, exercise, failed, passed, run_learner_code
+from poetrylab.exercises._feedback import (
+    Feedback,
+    exercise,
+    failed,
+    passed,
+    run_learner_code,
+    short,
+)
 
 __all__ = ["check_poem_cache", "check_proxy_protocol"]
 
 POEM = "Tyger Tyger, burning bright,\n"
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class _Upstream:
@@ -69,7 +71,7 @@ def check_poem_cache(cache_class: Any) -> Feedback:
             name,
             "on a miss, get_poem should return the fetch's Deferred",
             expected="a Deferred",
-            got=first if not ok else _short(first),
+            got=first if not ok else short(first),
             hint="d = self.fetch(name); add a callback that stores the poem; return d",
         )
     if upstream.calls != ["tyger"]:
@@ -85,8 +87,8 @@ def check_poem_cache(cache_class: Any) -> Feedback:
         return failed(
             name,
             "the first caller did not get the poem",
-            expected=_short(POEM),
-            got=_short(result[0] if result else "nothing yet"),
+            expected=short(POEM),
+            got=short(result[0] if result else "nothing yet"),
             hint="the callback that stores the poem must also return it",
         )
     ok, second = run_learner_code(cache.get_poem, "tyger")
@@ -95,7 +97,7 @@ def check_poem_cache(cache_class: Any) -> Feedback:
             name,
             "on a hit, get_poem should return a Deferred too",
             expected="succeed(poem): a Deferred that has already fired",
-            got=second if not ok else _short(second),
+            got=second if not ok else short(second),
             hint="callers then handle hits and misses the same way: return succeed(poem)",
         )
     if len(upstream.calls) != 1:
@@ -115,7 +117,7 @@ def check_poem_cache(cache_class: Any) -> Feedback:
         )
     ok, third = run_learner_code(cache.get_poem, "hope")
     if not ok or not isinstance(third, Deferred):
-        return failed(name, "a miss for another poem did not return a Deferred", got=_short(third))
+        return failed(name, "a miss for another poem did not return a Deferred", got=short(third))
     failure_seen = _outcome(third)
     upstream.pending[-1].errback(ConnectionRefusedError())
     if not (failure_seen and isinstance(failure_seen[0], Failure)):
@@ -123,7 +125,7 @@ def check_poem_cache(cache_class: Any) -> Feedback:
             name,
             "when the fetch fails, the caller should get the Failure",
             expected="a Failure (ConnectionRefusedError)",
-            got=_short(failure_seen[0] if failure_seen else "nothing"),
+            got=short(failure_seen[0] if failure_seen else "nothing"),
             hint="addCallback only: a storing errback would turn the failure into a 'poem'",
         )
     ok, fourth = run_learner_code(cache.get_poem, "hope")
@@ -193,8 +195,8 @@ def check_proxy_protocol(protocol_class: Any) -> Feedback:
             return failed(
                 name,
                 f"serving {what}: the poem was not written (or not closed)",
-                expected=_short(POEM.encode()),
-                got=_short(transport.value()),
+                expected=short(POEM.encode()),
+                got=short(transport.value()),
             )
         ok, error = run_learner_code(proto.connectionLost, Failure(ConnectionDone()))
         if not ok:

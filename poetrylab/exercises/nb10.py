@@ -23,7 +23,14 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.python.failure import Failure
 
 from poetrylab import runtime
-from poetrylab.exercises._feedback import Feedback, exercise, failed, passed, run_learner_code
+from poetrylab.exercises._feedback import (
+    Feedback,
+    exercise,
+    failed,
+    passed,
+    run_learner_code,
+    short,
+)
 from poetrylab.services import quiet_logs, tagged
 
 __all__ = ["REPLIES", "check_multiplexer", "check_parse_reply", "check_rendezvous"]
@@ -39,11 +46,6 @@ REPLIES: list[tuple[bytes, tuple[str, str, Any]]] = [
     ),
 ]
 """Reply lines and what ``parse_reply`` should make of them."""
-
-
-def _short(value: Any, limit: int = 70) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @exercise("10")
@@ -67,8 +69,8 @@ def check_parse_reply(parse_reply: Any) -> Feedback:
             return failed(
                 name,
                 f"parse_reply({line!r}) is not right",
-                expected=_short(expected),
-                got=_short(got),
+                expected=short(expected, 70),
+                got=short(got, 70),
                 hint=hint,
             )
     return passed(name, "tag, status and payload, whatever the payload holds.")
@@ -140,7 +142,7 @@ def _check_multiplexer(protocol_class: Any) -> Feedback:
                     name,
                     f"add({i}, 100) got someone else's reply",
                     expected=str(i + 100),
-                    got=_short(got),
+                    got=short(got, 70),
                     hint="replies come back in any order: look the Deferred up by the reply's "
                     "tag, not by arrival order",
                 )
@@ -150,7 +152,7 @@ def _check_multiplexer(protocol_class: Any) -> Feedback:
                 name,
                 "an error reply should fail the Deferred",
                 expected="poem('nosuch') errbacks",
-                got=f"it fired with {_short(bad)}",
+                got=f"it fired with {short(bad, 70)}",
                 hint="for status 'error', call d.errback(SomeError(message))",
             )
         left = getattr(proto, "pending", {})
@@ -211,18 +213,18 @@ def check_rendezvous(resource_class: Any) -> Feedback:
                 name,
                 "nothing arrived on the queue",
                 expected="(question, deferred) put on the queue by ask",
-                got=f"the client got {_short(answers[0]) if answers else 'nothing'}",
+                got=f"the client got {short(answers[0], 70) if answers else 'nothing'}",
                 hint="in xmlrpc_ask: d = Deferred(); self.questions.put((question, d)); return d",
             )
         if not isinstance(d, Deferred) or question != "why is the sky blue?":
             return failed(
-                name, "the queue should hold (question, Deferred)", got=_short((question, d))
+                name, "the queue should hold (question, Deferred)", got=short((question, d), 70)
             )
         if answers:
             return failed(
                 name,
                 "the client was answered before anyone fired the Deferred",
-                got=_short(answers[0]),
+                got=short(answers[0], 70),
                 hint="return the Deferred itself, unfired",
             )
         reactor.callFromThread(d.callback, "Rayleigh scattering")
@@ -234,7 +236,7 @@ def check_rendezvous(resource_class: Any) -> Feedback:
             name,
             "the client did not get the answer fired later",
             expected="'Rayleigh scattering'",
-            got=_short(answers),
+            got=short(answers, 70),
         )
     return passed(name, "the handler waited without blocking anyone, and the answer came later.")
 

@@ -20,17 +20,12 @@ from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 
 from poetrylab import runtime
 from poetrylab.corpus import load_poem
-from poetrylab.exercises._feedback import Feedback, exercise, failed, passed
+from poetrylab.exercises._feedback import Feedback, exercise, failed, not_a_subclass, passed, short
 from poetrylab.testing import read_to_eof
 
 __all__ = ["check_listener_service", "check_structured_log"]
 
 _PATIENCE = 3.0  # closing a port takes one turn of the reactor, not seconds
-
-
-def _short(value: Any, limit: int = 70) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 # -- exercise 1: a service with a lifecycle -----------------------------------------------
@@ -104,14 +99,14 @@ def check_listener_service(service_class: Any) -> Feedback:
     and close the port when stopped, returning the Deferred that says it is closed.
     """
     name = "check_listener_service"
-    if not (isinstance(service_class, type) and issubclass(service_class, Service)):
-        return failed(
-            name,
-            "pass your Service subclass itself (the class, not an instance)",
-            expected="a subclass of twisted.application.service.Service",
-            got=_short(service_class),
-            hint="class PoemService(Service): ...  then check_listener_service(PoemService)",
-        )
+    wrong_kind = not_a_subclass(
+        name,
+        service_class,
+        Service,
+        hint="class PoemService(Service): ...  then check_listener_service(PoemService)",
+    )
+    if wrong_kind is not None:
+        return wrong_kind
     poem = load_poem("hope").data
     reactor = runtime.start().reactor
     top, service = runtime.call(_start_in_parent, reactor, service_class, poem)
@@ -130,7 +125,7 @@ def check_listener_service(service_class: Any) -> Feedback:
                 name,
                 "your service has no listening port called self.listening",
                 expected="self.listening = reactor.listenTCP(0, factory, interface='127.0.0.1')",
-                got=f"listening = {_short(listening)}",
+                got=f"listening = {short(listening, 70)}",
                 hint="listen in startService (not in __init__) and keep what listenTCP returns.",
             )
         address = listening.getHost()
@@ -167,7 +162,7 @@ def check_listener_service(service_class: Any) -> Feedback:
                 name,
                 "stopService did not return a Deferred",
                 expected="return self.listening.stopListening()",
-                got=f"stopService returned {_short(returned)}",
+                got=f"stopService returned {short(returned, 70)}",
                 hint="closing a port takes a turn of the reactor: return the Deferred "
                 "stopListening gives you, so twistd (or the parent) waits until it is closed.",
             )
@@ -223,14 +218,14 @@ def check_structured_log(protocol_class: Any) -> Feedback:
     with ``{nbytes}`` in its format string.
     """
     name = "check_structured_log"
-    if not (isinstance(protocol_class, type) and issubclass(protocol_class, Protocol)):
-        return failed(
-            name,
-            "pass your Protocol subclass itself (the class, not an instance)",
-            expected="a subclass of twisted.internet.protocol.Protocol",
-            got=_short(protocol_class),
-            hint="class LoggedPoetry(Protocol): ...  then check_structured_log(LoggedPoetry)",
-        )
+    wrong_kind = not_a_subclass(
+        name,
+        protocol_class,
+        Protocol,
+        hint="class LoggedPoetry(Protocol): ...  then check_structured_log(LoggedPoetry)",
+    )
+    if wrong_kind is not None:
+        return wrong_kind
     poem = load_poem("hope").data
     runtime.start()
     events: list[dict[str, Any]] = []
@@ -281,7 +276,7 @@ def check_structured_log(protocol_class: Any) -> Feedback:
             name,
             "expected one event per client",
             expected="2 events for 2 clients",
-            got=f"{len(events)} events: " + "; ".join(_short(formatEvent(e), 40) for e in events),
+            got=f"{len(events)} events: " + "; ".join(short(formatEvent(e), 40) for e in events),
             hint="log once per connection, e.g. in connectionMade or connectionLost.",
         )
     event = events[0]
@@ -290,7 +285,7 @@ def check_structured_log(protocol_class: Any) -> Feedback:
             name,
             "your event has no field nbytes",
             expected='self.log.info("sent {nbytes} bytes", nbytes=...)',
-            got=f"format {_short(event.get('log_format'))}, fields: "
+            got=f"format {short(event.get('log_format'), 70)}, fields: "
             + (", ".join(sorted(k for k in event if not k.startswith("log_"))) or "none"),
             hint="pass values as keyword arguments, not in an f-string: observers can then "
             "read event['nbytes'] without parsing text.",
@@ -300,7 +295,7 @@ def check_structured_log(protocol_class: Any) -> Feedback:
             name,
             "nbytes is not the number of bytes sent",
             expected=f"nbytes={len(poem)}",
-            got=f"nbytes={_short(event['nbytes'])}",
+            got=f"nbytes={short(event['nbytes'], 70)}",
             hint="len(self.factory.poem) is what you sent.",
         )
     if "{nbytes}" not in str(event.get("log_format", "")):
@@ -308,7 +303,7 @@ def check_structured_log(protocol_class: Any) -> Feedback:
             name,
             "the message does not mention {nbytes}",
             expected='a format string such as "sent {nbytes} bytes"',
-            got=_short(event.get("log_format")),
+            got=short(event.get("log_format"), 70),
             hint="name the field in braces in the format: formatEvent fills it in later.",
         )
     if event.get("log_level") != LogLevel.info:
@@ -317,7 +312,7 @@ def check_structured_log(protocol_class: Any) -> Feedback:
             name,
             "wrong level",
             expected="info (a client served is routine news)",
-            got=getattr(level, "name", _short(level)),
+            got=getattr(level, "name", short(level, 70)),
             hint="use self.log.info(...): most logs filter debug out, and warn or error "
             "are for trouble.",
         )
