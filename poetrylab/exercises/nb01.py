@@ -17,7 +17,14 @@ from typing import Any
 from poetrylab import runtime
 from poetrylab.corpus import load_poem
 from poetrylab.download import Download
-from poetrylab.exercises._feedback import Feedback, exercise, failed, passed, run_learner_code
+from poetrylab.exercises._feedback import (
+    Feedback,
+    exercise,
+    failed,
+    passed,
+    run_learner_code,
+    short,
+)
 from poetrylab.servers import listen_slow
 
 __all__ = ["POOL_SERVERS", "check_pool_client", "check_total_time", "most_at_once"]
@@ -38,10 +45,6 @@ POOL_SERVERS = 4
 _POEM, _DELAY, _NUM_BYTES = "hope", 0.03, 40
 
 
-def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
 
 @exercise("01")
 def check_total_time(total_time: Any) -> Feedback:
@@ -53,7 +56,7 @@ def check_total_time(total_time: Any) -> Feedback:
     name = "check_total_time"
     if not callable(total_time):
         return failed(name, "pass your function itself", expected="total_time",
-                      got=_short(total_time), hint="def total_time(model, seconds): ...")
+                      got=short(total_time), hint="def total_time(model, seconds): ...")
     for model, seconds, want in _CASES:
         ok, got = run_learner_code(total_time, model, list(seconds))
         call = f"total_time({model!r}, {seconds})"
@@ -72,7 +75,7 @@ def check_total_time(total_time: Any) -> Feedback:
                 hint = ("all tasks wait at the same time, so the total is the longest wait, "
                         f"not the sum: the {model} model overlaps the waiting.")
             return failed(name, f"{call} is not right", expected=f"{want:g}",
-                          got=_short(got), hint=hint)
+                          got=short(got), hint=hint)
     return passed(name, "the synchronous model needs the sum of the waits, the threaded and "
                         "asynchronous models only the longest one.")
 
@@ -99,7 +102,7 @@ def check_pool_client(pool_client: Any) -> Feedback:
     name = "check_pool_client"
     if not callable(pool_client):
         return failed(name, "pass your function itself", expected="pool_client",
-                      got=_short(pool_client), hint="def pool_client(addresses): ...")
+                      got=short(pool_client), hint="def pool_client(addresses): ...")
     poem = load_poem(_POEM).data
     runtime.start()
     servers = []
@@ -120,7 +123,7 @@ def check_pool_client(pool_client: Any) -> Feedback:
     is_list = isinstance(downloads, list | tuple)
     if not is_list or not all(isinstance(d, Download) for d in downloads):
         return failed(name, "pool_client should return the list of Downloads",
-                      expected=f"a list of {POOL_SERVERS} Download objects", got=_short(downloads),
+                      expected=f"a list of {POOL_SERVERS} Download objects", got=short(downloads),
                       hint="make one Download per address, fill them, and return the list.")
     if len(downloads) != POOL_SERVERS:
         return failed(name, "one Download per server, please", expected=str(POOL_SERVERS),

@@ -15,14 +15,17 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from poetrylab.exercises._feedback import Feedback, exercise, failed, passed, run_learner_code
+from poetrylab.exercises._feedback import (
+    Feedback,
+    exercise,
+    failed,
+    passed,
+    run_learner_code,
+    short,
+)
 
 __all__ = ["check_efficiency", "check_first_below", "example_results"]
 
-
-def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _run(client: str, n: int, repeat: int, elapsed: float | None, ideal: float) -> dict[str, Any]:
@@ -65,7 +68,7 @@ def check_efficiency(efficiency: Any) -> Feedback:
     name = "check_efficiency"
     if not callable(efficiency):
         return failed(name, "pass your function itself", expected="efficiency",
-                      got=_short(efficiency), hint="def efficiency(run): ...")  # fmt: skip
+                      got=short(efficiency), hint="def efficiency(run): ...")  # fmt: skip
     for run, want in _EFFICIENCY_CASES:
         shown = f"ideal_s={run['ideal_s']}, elapsed_s={run['elapsed_s']}"
         ok, got = run_learner_code(efficiency, dict(run))
@@ -73,11 +76,11 @@ def check_efficiency(efficiency: Any) -> Feedback:
             hint = ("a failed run has elapsed_s None: return None for it instead of dividing."
                     if run["elapsed_s"] is None else "read the error message.")
             return failed(name, f"efficiency raised an error for a run with {shown}",
-                          expected=_short(want), got=got, hint=hint)  # fmt: skip
+                          expected=short(want), got=got, hint=hint)  # fmt: skip
         if want is None:
             if got is not None:
                 return failed(name, f"a failed run ({shown}) has no efficiency",
-                              expected="None", got=_short(got),
+                              expected="None", got=short(got),
                               hint="check run['elapsed_s'] is None first.")  # fmt: skip
             continue
         if not isinstance(got, int | float) or not math.isclose(got, want, rel_tol=1e-9):
@@ -85,7 +88,7 @@ def check_efficiency(efficiency: Any) -> Feedback:
             hint = ("upside down: the ideal goes on top, so 1.0 is perfect and a slower run "
                     "scores less." if inverted else "divide the ideal time by the measured one.")
             return failed(name, f"wrong efficiency for a run with {shown}",
-                          expected=f"{want:.4f}", got=_short(got), hint=hint)  # fmt: skip
+                          expected=f"{want:.4f}", got=short(got), hint=hint)  # fmt: skip
     return passed(name, "ideal / measured: 1.0 means the client added nothing to the servers' "
                         "time, and a failed run has no efficiency at all.")  # fmt: skip
 
@@ -96,14 +99,14 @@ def check_first_below(first_below: Any) -> Feedback:
     name = "check_first_below"
     if not callable(first_below):
         return failed(name, "pass your function itself", expected="first_below",
-                      got=_short(first_below), hint="def first_below(results, client, level=0.95):")
+                      got=short(first_below), hint="def first_below(results, client, level=0.95):")
     cases = [("threaded", 0.95, 100), ("twisted", 0.95, None), ("threaded", 0.7, 1000),
              ("blocking", 0.95, None), ("asyncio", 0.95, None)]  # fmt: skip
     for client, level, want in cases:
         call = f"first_below(results, {client!r}, {level})"
         ok, got = run_learner_code(first_below, example_results(), client, level)
         if not ok:
-            return failed(name, f"{call} raised an error", expected=_short(want), got=got,
+            return failed(name, f"{call} raised an error", expected=short(want), got=got,
                           hint="a failed run has elapsed_s None: leave it out before taking "
                                "the median; a client with no runs at all gives None.")
         if got != want:
@@ -115,7 +118,7 @@ def check_first_below(first_below: Any) -> Feedback:
             else:
                 hint = ("look at the N values in increasing order (runs are not sorted), "
                         "and return the first whose median efficiency is below the level.")
-            return failed(name, f"{call} is not right", expected=_short(want), got=_short(got),
+            return failed(name, f"{call} is not right", expected=short(want), got=short(got),
                           hint=hint)
     return passed(name, "medians over repeats, N in order, failed runs left out: the point "
                         "where a client stops keeping up, read from the data.")
