@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: lab test test-fast lint notebooks bench clean install
+.PHONY: lab test test-fast notebooks bench clean install
 
 install: $(STAMP)
 
@@ -33,6 +33,10 @@ test-fast: $(STAMP)
 ## notebooks: re-execute every notebook in place (outputs stored for nbval)
 notebooks: $(STAMP)
 	$(PY) scripts/execute_notebooks.py
+
+## bench: the full client sweep, 1 to 1,000 servers (about 18 minutes), figures in bench-out/
+bench: $(STAMP)
+	$(PY) scripts/bench_clients.py --out-dir bench-out
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
