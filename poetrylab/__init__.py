@@ -20,8 +20,9 @@ How the package is laid out, and which notebook teaches each part:
     cli          the `poetrylab` command (serve, get, poems, transform, bench, lab)
 
 Layers: corpus and download depend on nothing here; servers, clients, services and
-tracing on them; the CLI, the benchmark, the runtime and the exercises sit on top. Only the notebook runtime knows crochet's
-global reactor: everything else takes a ``reactor`` argument.
+tracing on them; the CLI, the benchmark, the runtime and the exercises sit on top. Only
+the notebook runtime knows crochet's global reactor: everything else takes a ``reactor``
+argument.
 """
 
 from poetrylab.corpus import Poem, UnknownPoemError, list_poems, load_poem
