@@ -403,6 +403,9 @@ def test_downloads_measured_in_a_notebook_make_a_record_the_figures_draw() -> No
     assert record["efficiency"] == pytest.approx(1 / 1.51) and record["errors"] == 0
     png = figures.figure_png(figures.plot_timelines([record]), dpi=40)
     assert png.startswith(b"\x89PNG")
+    named = figures.plot_timelines([record], task_labels=["tyger"])
+    legend = [t.get_text() for t in named.axes[0].get_legend().get_texts()]
+    assert legend == ["tyger", "task 2"]
 
 
 def test_timelines_refuse_runs_without_chunks() -> None:

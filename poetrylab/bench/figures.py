@@ -155,6 +155,7 @@ def plot_timelines(
     ax: Axes | None = None,
     max_tasks: int = 8,
     title: str | None = None,
+    task_labels: Sequence[str] | None = None,
 ) -> Figure:
     """Draw the measured three-model figure from run records (one per client).
 
@@ -164,7 +165,9 @@ def plot_timelines(
     in its task's colour: in the blocking band the tasks follow one another like stairs,
     in an asynchronous band they all run at once in the one thread. Each model's total
     time is written where it ended. At most ``max_tasks`` tasks of a run are drawn.
-    Raises ValueError if ``runs`` is empty or kept no chunks.
+    ``task_labels`` names the tasks in the legend (e.g. the poems), in task order; by
+    default they are "task 1", "task 2", ... Raises ValueError if ``runs`` is empty or
+    kept no chunks.
     """
     if not runs:
         raise ValueError("no runs to draw: measure at least one client first")
@@ -223,9 +226,11 @@ def plot_timelines(
         ax.set_ylim(-0.1, total + 0.1)
         ax.set_xlim(0, right * 1.13 + 1e-3)
         ax.set_xlabel("seconds since the client started (a tick: a chunk of the poem arrived)")
+        names = [f"task {i + 1}" for i in range(min(n_tasks, max_tasks))]
+        names[: len(task_labels or ())] = list(task_labels or ())[: len(names)]
         handles = [
-            Line2D([], [], color=TASK_COLOURS[i % len(TASK_COLOURS)], lw=5, label=f"task {i + 1}")
-            for i in range(min(n_tasks, max_tasks))
+            Line2D([], [], color=TASK_COLOURS[i % len(TASK_COLOURS)], lw=5, label=name)
+            for i, name in enumerate(names)
         ]
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0),
                   framealpha=0.95, borderaxespad=0.3)
