@@ -101,6 +101,28 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def configure_serve_kind(parser: argparse.ArgumentParser, kind: str) -> None:
+    """Add the options of ``poetrylab serve KIND``: the ones every kind has, then its own.
+
+    The notebook runtime builds the same parser, so ``runtime.serve(kind, **options)``
+    takes exactly the command line's options.
+    """
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=0,
+        help="port to listen on (0, the default, picks a free one)",
+    )
+    parser.add_argument(
+        "--iface",
+        default="127.0.0.1",
+        help="address to bind (default 127.0.0.1, loopback only)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every connection")
+    spec = SERVE_KINDS[kind]
+    spec.load(spec.configure)(parser)
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -125,19 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     kinds.required = True
     for name, kind in SERVE_KINDS.items():
         p = kinds.add_parser(name, help=kind.summary, description=kind.summary)
-        p.add_argument(
-            "--port",
-            type=int,
-            default=0,
-            help="port to listen on (0, the default, picks a free one)",
-        )
-        p.add_argument(
-            "--iface",
-            default="127.0.0.1",
-            help="address to bind (default 127.0.0.1, loopback only)",
-        )
-        p.add_argument("-v", "--verbose", action="store_true", help="log every connection")
-        kind.load(kind.configure)(p)
+        configure_serve_kind(p, name)
         p.set_defaults(serve_kind=name)
 
     get = sub.add_parser("get", help="download poems from one or more servers")

@@ -15,10 +15,16 @@ from poetrylab.servers import (
     listen_slow,
 )
 
+DEFAULT_POEM = "raven"
+
 
 def _add_poem(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "poem", metavar="POEM", help="a corpus name (see `poetrylab poems`) or a file path"
+        "poem",
+        metavar="POEM",
+        nargs="?",
+        default=DEFAULT_POEM,
+        help=f"a corpus name (see `poetrylab poems`) or a file path (default {DEFAULT_POEM})",
     )
 
 

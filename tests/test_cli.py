@@ -196,3 +196,8 @@ def test_twistd_serves_a_poem_through_the_plugin_and_a_tac_file(how: str, tmp_pa
         # twistd shuts down cleanly, then re-raises the signal so its status says why it ended.
         assert proc.wait(15) in (0, -signal.SIGTERM)
         proc.stdout.close()
+
+
+def test_serve_without_a_poem_serves_the_raven() -> None:
+    with ServerProcess("fast") as server:
+        assert read_to_eof(server.address) == load_poem("raven").data

@@ -218,20 +218,13 @@ class ServerRegistry:
     def _cli_starter(
         self, kind: str, args: tuple[Any, ...], options: dict[str, Any]
     ) -> tuple[Starter, str]:
-        from poetrylab.cli import SERVE_KINDS
+        from poetrylab.cli import SERVE_KINDS, configure_serve_kind
 
         spec = SERVE_KINDS.get(kind)
         if spec is None:
             raise ValueError(f"no server kind {kind!r}: choose one of {', '.join(self.kinds())}")
         parser = _Parser(prog=f"serve({kind!r})", add_help=False)
-        # The options every `poetrylab serve KIND` has (cli.build_parser adds them).
-        parser.add_argument("--port", type=int, default=0)
-        parser.add_argument("--iface", default="127.0.0.1")
-        parser.add_argument("-v", "--verbose", action="store_true")
-        spec.load(spec.configure)(parser)
-        positionals = [a for a in parser._actions if not a.option_strings]
-        if not args and any(a.dest == "poem" for a in positionals):
-            args = ("raven",)
+        configure_serve_kind(parser, kind)
         argv = [str(a) for a in args]
         by_dest = {a.dest: a for a in parser._actions if a.option_strings}
         for key, value in options.items():
