@@ -21,28 +21,9 @@ from twisted.internet.defer import (
     maybeDeferred,
     succeed,
 )
-from twisted.python.failure import Failure
 
 from poetrylab.tracing import Tracer, trace
-
-
-def double(x: int) -> int:
-    return x * 2
-
-
-def too_big(x: int) -> int:
-    if x > 5:
-        raise ValueError(f"{x} is too big")
-    return x
-
-
-def recover(failure: Failure) -> str:
-    return "recovered"
-
-
-def only_key_errors(failure: Failure) -> str:
-    failure.trap(KeyError)
-    return "no such key"
+from poetrylab.tracing.examples import double, only_key_errors, recover, too_big
 
 
 def story(text: str) -> str:
