@@ -83,3 +83,9 @@ def test_the_readme_course_map_names_every_notebook() -> None:
     readme = (ROOT / "README.md").read_text()
     for path in NOTEBOOKS:
         assert f"notebooks/{path.name}" in readme, f"README's course map misses {path.name}"
+
+
+def test_the_welcome_notebook_links_every_other_notebook() -> None:
+    markdown = "\n".join(_text(c) for c in _cells(NOTEBOOKS[0]) if c["cell_type"] == "markdown")
+    for path in NOTEBOOKS[1:]:
+        assert f"]({path.name})" in markdown, f"00's course table does not link {path.name}"
