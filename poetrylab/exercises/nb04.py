@@ -26,6 +26,7 @@ __all__ = [
     "check_path",
     "check_recover_missing",
     "check_same_stage",
+    "judge_path",
     "look_up",
     "parse",
     "report",
@@ -65,42 +66,71 @@ def _consume(d: Deferred[Any]) -> None:
     d.addErrback(lambda failure: None)
 
 
-@exercise("04")
-def check_path(prediction: str) -> Feedback:
-    """Compare a predicted path (``"c e ..."``, one side per stage) with what really ran."""
-    name = "predict the path"
+def judge_path(
+    name: str,
+    prediction: str,
+    actual: list[str],
+    *,
+    chain: str,
+    example: str,
+    parse_hint: str = "",
+    count_hint: str,
+    success: str,
+    miss_hint: Callable[[int], str],
+) -> Feedback:
+    """Compare a predicted path (``"c e ..."``) with the ``actual`` sides, stage by stage.
+
+    ``chain`` names the chain in the count message, ``example`` shows a well-formed
+    prediction, and ``miss_hint(row)`` explains the first stage predicted wrong.
+    """
     try:
         predicted = sides_of(prediction)
     except ValueError as exc:
         return failed(
             name,
             "the prediction could not be read",
-            expected='one letter per stage, e.g. "c c e c c e c"',
+            expected=example,
             got=str(exc),
-            hint="write c for a callback and e for an errback, separated by spaces",
+            hint=parse_hint,
         )
-    actual = [side for side, _, _ in simulate(PATH_CHAIN, fire=PATH_FIRE).path()]
     if len(predicted) != len(actual):
         return failed(
             name,
-            f"the chain has {len(actual)} stages, your prediction names {len(predicted)}",
+            f"{chain} has {len(actual)} stages, your prediction names {len(predicted)}",
             expected=f"{len(actual)} letters",
             got=f"{len(predicted)} letters",
-            hint="every stage runs exactly one side: its callback or its errback",
+            hint=count_hint,
         )
     if predicted == actual:
-        return passed(name, f"all {len(actual)} stages right: you can read a chain.")
+        return passed(name, success)
     right = sum(p == a for p, a in zip(predicted, actual, strict=True))
     row = next(i for i, (p, a) in enumerate(zip(predicted, actual, strict=True)) if p != a)
-    before = "the firing" if row == 0 else f"stage {row}"
     return failed(
         name,
         f"{right} of {len(actual)} stages right; the first miss is stage {row}",
         expected=f"stage {row} runs its {actual[row]}",
         got=f"you said {predicted[row]}",
-        hint=(
-            f"what leaves {before}: a value or a Failure? A value goes to the next "
-            "callback, a Failure to the next errback, whatever the stage was added with"
+        hint=miss_hint(row),
+    )
+
+
+@exercise("04")
+def check_path(prediction: str) -> Feedback:
+    """Compare a predicted path (``"c e ..."``, one side per stage) with what really ran."""
+    actual = [side for side, _, _ in simulate(PATH_CHAIN, fire=PATH_FIRE).path()]
+    return judge_path(
+        "predict the path",
+        prediction,
+        actual,
+        chain="the chain",
+        example='one letter per stage, e.g. "c c e c c e c"',
+        parse_hint="write c for a callback and e for an errback, separated by spaces",
+        count_hint="every stage runs exactly one side: its callback or its errback",
+        success=f"all {len(actual)} stages right: you can read a chain.",
+        miss_hint=lambda row: (
+            f"what leaves {'the firing' if row == 0 else f'stage {row}'}: a value or a "
+            "Failure? A value goes to the next callback, a Failure to the next errback, "
+            "whatever the stage was added with"
         ),
     )
 

@@ -17,7 +17,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.python.failure import Failure
 
 from poetrylab.exercises import Feedback, exercise, failed, passed, run_learner_code
-from poetrylab.exercises.nb04 import sides_of
+from poetrylab.exercises.nb04 import judge_path
 from poetrylab.tracing import Trace, trace
 
 __all__ = [
@@ -62,47 +62,22 @@ def inner_fails() -> Trace:
     return t.snapshot()
 
 
-def _stage_miss(predicted: list[str], actual: list[str]) -> tuple[int, int]:
-    right = sum(p == a for p, a in zip(predicted, actual, strict=True))
-    row = next(i for i, (p, a) in enumerate(zip(predicted, actual, strict=True)) if p != a)
-    return right, row
-
-
 @exercise("05")
 def check_inner_path(prediction: str) -> Feedback:
     """Compare a prediction (``"c e ..."``, one side per stage of ``outer``) with the run."""
-    name = "the outer path"
-    try:
-        predicted = sides_of(prediction)
-    except ValueError as exc:
-        return failed(
-            name,
-            "the prediction could not be read",
-            expected='one c or e per stage of outer, e.g. "c c e c"',
-            got=str(exc),
-        )
-    actual = [side for side, _, _ in inner_fails().path("outer")]
-    if len(predicted) != len(actual):
-        return failed(
-            name,
-            f"outer has {len(actual)} stages, your prediction names {len(predicted)}",
-            expected=f"{len(actual)} letters",
-            got=f"{len(predicted)} letters",
-            hint="count outer's stages only: the inner Deferred's stage is its own chain",
-        )
-    if predicted == actual:
-        return passed(name, "the inner Failure became the outer chain's result.")
-    right, row = _stage_miss(predicted, actual)
-    if row == 0:
-        hint = "fetch ran and returned a Deferred: returning anything is not a failure"
-    else:
-        hint = "outer resumes with the inner Deferred's result: what did the inner end with?"
-    return failed(
-        name,
-        f"{right} of {len(actual)} stages right; the first miss is stage {row}",
-        expected=f"stage {row} runs its {actual[row]}",
-        got=f"you said {predicted[row]}",
-        hint=hint,
+    return judge_path(
+        "the outer path",
+        prediction,
+        [side for side, _, _ in inner_fails().path("outer")],
+        chain="outer",
+        example='one c or e per stage of outer, e.g. "c c e c"',
+        count_hint="count outer's stages only: the inner Deferred's stage is its own chain",
+        success="the inner Failure became the outer chain's result.",
+        miss_hint=lambda row: (
+            "fetch ran and returned a Deferred: returning anything is not a failure"
+            if row == 0
+            else "outer resumes with the inner Deferred's result: what did the inner end with?"
+        ),
     )
 
 
