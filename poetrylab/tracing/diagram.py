@@ -1045,48 +1045,16 @@ class _Block:
             room = self.x + LANE_W + 2 * PAD - (sx + 0.12) - 0.1
         text = _fits(text, room, FONT["label"])
         if crossing:
-            cv.text(
-                (sx + tx) / 2,
-                (sy + ty) / 2,
-                text,
-                keys=keys,
-                size=FONT["label"],
-                color=color,
-                bbox=True,
-            )
+            x, ha = (sx + tx) / 2, "center"
         elif self.lane:
-            cv.text(
-                sx + 0.12,
-                (sy + ty) / 2,
-                text,
-                keys=keys,
-                size=FONT["label"],
-                color=color,
-                ha="left",
-                bbox=True,
-            )
+            x, ha = sx + 0.12, "left"
         elif side == "callback":
-            cv.text(
-                sx + 0.15,
-                (sy + ty) / 2,
-                text,
-                keys=keys,
-                size=FONT["label"],
-                color=color,
-                ha="left",
-                bbox=True,
-            )
+            x, ha = sx + 0.15, "left"
         else:
-            cv.text(
-                sx - 0.15,
-                (sy + ty) / 2,
-                text,
-                keys=keys,
-                size=FONT["label"],
-                color=color,
-                ha="right",
-                bbox=True,
-            )
+            x, ha = sx - 0.15, "right"
+        cv.text(
+            x, (sy + ty) / 2, text, keys=keys, size=FONT["label"], color=color, ha=ha, bbox=True
+        )
 
     def _plain_arrow(
         self,
