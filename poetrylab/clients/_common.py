@@ -6,10 +6,11 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint
 
 from poetrylab.download import Address, Download, parse_address
 
-__all__ = ["AddressLike", "CHUNK_SIZE", "downloads_for", "when_all_done"]
+__all__ = ["AddressLike", "CHUNK_SIZE", "downloads_for", "tcp_endpoint", "when_all_done"]
 
 AddressLike = Address | tuple[str, int] | str
 """An :class:`Address`, a ``(host, port)`` pair or a ``"HOST:PORT"`` string."""
@@ -52,3 +53,16 @@ def when_all_done(
     for download in downloads:
         start(download, one_done)
     return all_done
+
+
+def tcp_endpoint(
+    reactor: Any, address: Address, timeout: float
+) -> TCP4ClientEndpoint | TCP6ClientEndpoint:
+    """A TCP client endpoint for ``address``: IPv6 for a ``::``-style host, else IPv4.
+
+    ``timeout`` bounds the connection attempt. Used by every endpoint-based client here
+    and by the services that connect onwards (transform client, tagged backend client).
+    """
+    host, port = address
+    endpoint_type = TCP6ClientEndpoint if ":" in host else TCP4ClientEndpoint
+    return endpoint_type(reactor, host, port, timeout=timeout)

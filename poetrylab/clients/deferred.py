@@ -13,12 +13,12 @@ from collections.abc import Iterable
 from typing import Any, NoReturn
 
 from twisted.internet.defer import Deferred, gatherResults
-from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, connectProtocol
+from twisted.internet.endpoints import connectProtocol
 from twisted.internet.error import ConnectionDone
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
 
-from poetrylab.clients._common import AddressLike, downloads_for
+from poetrylab.clients._common import AddressLike, downloads_for, tcp_endpoint
 from poetrylab.download import Download, DownloadError, describe_error, parse_address
 
 __all__ = ["NAME", "PoetryProtocol", "download_poem", "get_poems", "get_poetry"]
@@ -59,9 +59,7 @@ def download_poem(reactor: Any, download: Download, timeout: float = 10.0) -> De
     and why it failed) when the connection is refused, reset or not over within
     ``timeout`` seconds. Call it in the reactor thread.
     """
-    host, port = download.address
-    endpoint_type = TCP6ClientEndpoint if ":" in host else TCP4ClientEndpoint
-    endpoint = endpoint_type(reactor, host, port, timeout=timeout)
+    endpoint = tcp_endpoint(reactor, download.address, timeout)
 
     def poem_arrived(download: Download) -> Download:
         download.finish()

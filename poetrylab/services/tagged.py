@@ -38,12 +38,13 @@ from typing import Any
 
 from twisted.internet import defer, interfaces
 from twisted.internet.defer import CancelledError, Deferred, fail, maybeDeferred, succeed
-from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, connectProtocol
+from twisted.internet.endpoints import connectProtocol
 from twisted.internet.protocol import ServerFactory, connectionDone
 from twisted.internet.task import deferLater
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 
+from poetrylab.clients._common import tcp_endpoint
 from poetrylab.download import Address, parse_address
 from poetrylab.services._sharing import SharedOutcome
 from poetrylab.services.transform import (
@@ -625,9 +626,7 @@ class TaggedClient:
         self.reactor = reactor
         self.address = parse_address(address)
         self.timeout = timeout
-        host, port = self.address
-        endpoint_type = TCP6ClientEndpoint if ":" in host else TCP4ClientEndpoint
-        self._endpoint = endpoint or endpoint_type(reactor, host, port, timeout=connect_timeout)
+        self._endpoint = endpoint or tcp_endpoint(reactor, self.address, connect_timeout)
         self._protocol: TaggedClientProtocol | None = None
         self._connecting: SharedOutcome[TaggedClientProtocol] | None = None
         self.connects = 0

@@ -34,13 +34,14 @@ from typing import Any
 
 from twisted.internet import defer, error, interfaces
 from twisted.internet.defer import CancelledError, Deferred, fail, maybeDeferred
-from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, connectProtocol
+from twisted.internet.endpoints import connectProtocol
 from twisted.internet.protocol import ServerFactory, connectionDone
 from twisted.internet.threads import deferToThreadPool
 from twisted.protocols.basic import NetstringReceiver
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
+from poetrylab.clients._common import tcp_endpoint
 from poetrylab.download import Address, parse_address
 
 __all__ = [
@@ -580,9 +581,7 @@ def transform_poem(
     """
     if not name or "." in name or not name.isascii():
         raise ValueError(f"{name!r} cannot be sent as a transform name (ASCII, no '.')")
-    host, port = parse_address(address)
-    endpoint_type = TCP6ClientEndpoint if ":" in host else TCP4ClientEndpoint
-    endpoint = endpoint_type(reactor, host, port, timeout=timeout)
+    endpoint = tcp_endpoint(reactor, parse_address(address), timeout)
     protocol = TransformClientProtocol(name, poem)
     connecting = connectProtocol(endpoint, protocol)
     connecting.addCallback(lambda _: protocol.reply)
