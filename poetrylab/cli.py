@@ -193,12 +193,12 @@ def _run_serve(args: argparse.Namespace) -> int:
     from twisted.internet import reactor
     from twisted.internet.error import CannotListenError
 
+    from poetrylab.cli_serve import cannot_listen
+
     try:
         ports = kind.load(kind.start)(reactor, args)
     except CannotListenError as exc:
-        raise UsageError(
-            f"cannot listen on {exc.interface or '*'}:{exc.port}: {_socket_reason(exc.socketError)}"
-        )
+        raise UsageError(cannot_listen(exc.interface or "*", exc.port, exc.socketError))
 
     def announce() -> None:
         # Only once running: by then reactor.run() has installed its SIGINT/SIGTERM handlers,
@@ -223,13 +223,6 @@ def _run_blocking(kind: ServeKind, args: argparse.Namespace) -> int:
     print(f"listening on {Address(server.host, server.port)}", flush=True)
     server.serve_forever()
     return 0
-
-
-def _socket_reason(error: object) -> str:
-    text = str(error)
-    if "Address already in use" in text or "98" in text:
-        return "address already in use (pick another --port, or 0 for a free one)"
-    return text
 
 
 def _run_get(args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 from typing import Any
 
 from poetrylab.corpus import load_poem
@@ -16,6 +17,15 @@ from poetrylab.servers import (
 )
 
 DEFAULT_POEM = "raven"
+
+
+def cannot_listen(iface: str, port: int, error: object) -> str:
+    """One line saying why binding ``iface:port`` failed, with what to do when it is taken."""
+    if getattr(error, "errno", None) == errno.EADDRINUSE:
+        reason = "address already in use (pick another --port, or 0 for a free one)"
+    else:
+        reason = getattr(error, "strerror", None) or str(error)
+    return f"cannot listen on {iface}:{port}: {reason}"
 
 
 def _add_poem(parser: argparse.ArgumentParser) -> None:
@@ -78,4 +88,4 @@ def start_blocking(reactor: Any, args: argparse.Namespace) -> BlockingPoetryServ
     try:
         return BlockingPoetryServer(poem.data, args.port, args.iface, args.delay, args.num_bytes)
     except OSError as exc:
-        raise ValueError(f"cannot listen on {args.iface}:{args.port}: {exc.strerror or exc}")
+        raise ValueError(cannot_listen(args.iface, args.port, exc))

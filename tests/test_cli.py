@@ -201,3 +201,17 @@ def test_twistd_serves_a_poem_through_the_plugin_and_a_tac_file(how: str, tmp_pa
 def test_serve_without_a_poem_serves_the_raven() -> None:
     with ServerProcess("fast") as server:
         assert read_to_eof(server.address) == load_poem("raven").data
+
+
+def test_cannot_listen_names_the_address_and_says_in_use_only_for_eaddrinuse() -> None:
+    import errno
+
+    from poetrylab.cli_serve import cannot_listen
+
+    in_use = OSError(errno.EADDRINUSE, "Address already in use")
+    assert cannot_listen("127.0.0.1", 9800, in_use) == (
+        "cannot listen on 127.0.0.1:9800: address already in use "
+        "(pick another --port, or 0 for a free one)"
+    )
+    denied = OSError(errno.EACCES, "Permission denied")
+    assert cannot_listen("0.0.0.0", 98, denied) == "cannot listen on 0.0.0.0:98: Permission denied"
