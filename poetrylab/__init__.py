@@ -3,7 +3,7 @@
 How the package is laid out, and which notebook teaches each part:
 
     corpus       the public-domain poems every server serves              (00)
-    download     Download: the one record every client fills (chunk times) (01, 13)
+    download     Download: the one record every client fills (chunk times) (01, 17)
     servers      slow (callLater), fast and blocking poetry servers       (00-03)
     clients/     one client per model: blocking, threaded, select,
                  reactor, protocol, deferred, inline, coroutine, asyncio  (01-03, 08)
@@ -12,10 +12,10 @@ How the package is laid out, and which notebook teaches each part:
     tracing/     records what really ran in Deferreds; diagrams, timeline,
                  step-through widget, simulator                           (04, 05, 08, 09)
     services/    transform (netstrings), caching proxy, tagged backend,
-                 XML-RPC gateway                                          (06, 07, 10)
-    service      the poetry server as a twistd service / .tac application (11)
-    testing      ServerProcess and friends for your own tests             (12)
-    bench/       blocking vs threaded vs asynchronous, measured           (01, 13)
+                 XML-RPC gateway                                          (06, 07, 13)
+    service      the poetry server as a twistd service / .tac application (14)
+    testing      ServerProcess and friends for your own tests             (16)
+    bench/       blocking vs threaded vs asynchronous, measured           (01, 17)
     exercises/   the checks behind every notebook's exercises
     cli          the `poetrylab` command (serve, get, poems, transform, bench, lab)
 

@@ -2,7 +2,7 @@
 
 Every client model (notebooks 01-03 and 08) fills a :class:`Download` per server: when it
 started, when it connected, each chunk's arrival time and size, the bytes themselves, and
-the error if it failed. The benchmark (notebook 13) and the timeline plots are built on
+the error if it failed. The benchmark (notebook 17) and the timeline plots are built on
 this record alone, so all models can be compared on the same terms.
 
 Times are seconds from ``time.perf_counter`` unless a client is given another clock (tests

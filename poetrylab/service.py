@@ -1,4 +1,4 @@
-"""The poetry server as a Twisted *service*: for ``twistd`` and ``.tac`` files (notebook 11).
+"""The poetry server as a Twisted *service*: for ``twistd`` and ``.tac`` files (notebook 14).
 
 ``twistd -n poetry --port 10000 raven`` finds this module through the plugin in
 ``twisted/plugins/poetrylab_plugin.py``, parses :class:`Options` and calls

@@ -1,4 +1,4 @@
-"""Helpers for testing code that talks to poetry servers: yours, in notebook 12, and ours.
+"""Helpers for testing code that talks to poetry servers: yours, in notebook 16, and ours.
 
 :class:`ServerProcess` runs ``poetrylab serve ...`` in a child process and waits for its
 ``listening on HOST:PORT`` lines, so a test (or a benchmark) talks to a real server in

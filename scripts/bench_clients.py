@@ -1,12 +1,12 @@
 """Run the client benchmark's headline sweep with ``poetrylab bench`` and check its targets.
 
-Notebook 13 (the benchmark) shows the figures this makes. The measuring is done by the
+Notebook 17 (the benchmark) shows the figures this makes. The measuring is done by the
 CLI, exactly as printed; this script only runs it, then reads the results file and says,
 target by target, what was measured::
 
     .venv/bin/python scripts/bench_clients.py                  # the sweep (~20 min)
     .venv/bin/python scripts/bench_clients.py --check RESULTS  # check a saved sweep
-    .venv/bin/python scripts/bench_clients.py --notebook-copy  # also refresh notebook 13's copy
+    .venv/bin/python scripts/bench_clients.py --notebook-copy  # also refresh notebook 17's copy
 
 Targets: asynchronous clients (select, twisted, asyncio) within 3 % of the slowest server's
 time at N <= 100; twisted and asyncio within 5 % at N = 1,000; the blocking client within
@@ -34,7 +34,7 @@ HEADLINE = [
     "--delay", "0.02", "--num-bytes", "10", "--poem", "ecstasy",
     "--repeats", "3", "--max-run-seconds", "60",
 ]  # fmt: skip
-NOTEBOOK_COPY = ROOT / "notebooks" / "data" / "13-bench-sweep.json"
+NOTEBOOK_COPY = ROOT / "notebooks" / "data" / "17-bench-sweep.json"
 
 
 def _over(runs: list[dict[str, Any]]) -> tuple[float, float]:
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out-dir", default="bench-out", help="where results and figures go")
     parser.add_argument("--check", metavar="RESULTS", help="check a saved results file only")
     parser.add_argument("--notebook-copy", action="store_true",
-                        help=f"write a compact copy for notebook 13 to {NOTEBOOK_COPY}")
+                        help=f"write a compact copy for notebook 17 to {NOTEBOOK_COPY}")
     args = parser.parse_args(argv)
     if args.check:
         results_path = Path(args.check)

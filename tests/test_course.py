@@ -1,4 +1,4 @@
-"""The course reads as one: fourteen notebooks in order, each opening with what you will
+"""The course reads as one: eighteen notebooks in the order of DESIGN.md's course map, each opening with what you will
 learn and closing with a summary and a link to the next, every link resolving, every
 code cell executed with its output stored, and at least two exercises each."""
 
@@ -25,8 +25,30 @@ def _text(cell: dict) -> str:
     return "".join(cell["source"])
 
 
-def test_there_are_fourteen_notebooks_numbered_00_to_13() -> None:
-    assert [p.name[:2] for p in NOTEBOOKS] == [f"{n:02d}" for n in range(14)]
+COURSE = [
+    "00-welcome",
+    "01-three-models",
+    "02-reactor",
+    "03-protocols",
+    "04-deferreds",
+    "05-deferreds-all-the-way-down",
+    "06-transform",
+    "07-proxy",
+    "08-inline-callbacks-and-coroutines",
+    "09-many-deferreds",
+    "10-limiting-concurrency",
+    "11-threads",
+    "12-asyncio",
+    "13-xmlrpc",
+    "14-services",
+    "15-debugging",
+    "16-testing",
+    "17-benchmark",
+]
+
+
+def test_the_notebooks_are_the_course_map_in_order() -> None:
+    assert [p.stem for p in NOTEBOOKS] == COURSE
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

@@ -1,6 +1,6 @@
 """The client benchmark: blocking, threaded and asynchronous clients against N slow servers.
 
-Notebook 13 (the benchmark) is its lesson; notebook 01 uses it for the measured
+Notebook 17 (the benchmark) is its lesson; notebook 01 uses it for the measured
 three-model picture. Layout, bottom up:
 
     ideal        the ideal times: one server at a time = the sum, all at once = the slowest

@@ -1,4 +1,4 @@
-"""A small progress bar for ``poetrylab bench`` (notebook 13 shows the command).
+"""A small progress bar for ``poetrylab bench`` (notebook 17 shows the command).
 
 On a terminal it redraws one line; anywhere else (a log, a notebook's captured output)
 it prints one line per finished run, so nothing is lost.

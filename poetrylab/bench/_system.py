@@ -1,4 +1,4 @@
-"""Process-level helpers the benchmark's server and client processes share (notebook 13)."""
+"""Process-level helpers the benchmark's server and client processes share (notebook 17)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``poetrylab bench``: measure the client models against N slow servers (notebook 13).
+"""``poetrylab bench``: measure the client models against N slow servers (notebook 17).
 
     poetrylab bench --clients blocking,threaded,select,twisted,asyncio \\
         --servers 1,2,4,8,16 --delay 0.05 --num-bytes 10 --poem hope --repeats 3 \\

@@ -1,6 +1,6 @@
 """One benchmark run in a fresh process: one client model against the given servers.
 
-Notebook 13 (the benchmark). The harness starts ``python -m poetrylab.bench.client_run``
+Notebook 17 (the benchmark). The harness starts ``python -m poetrylab.bench.client_run``
 once per run and writes one JSON request to its stdin::
 
     {"model": "deferred", "addresses": ["127.0.0.1:4001", ...], "timeout": 30.0}

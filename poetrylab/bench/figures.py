@@ -1,4 +1,4 @@
-"""The benchmark's pictures, drawn from measured runs (notebooks 01 and 13).
+"""The benchmark's pictures, drawn from measured runs (notebooks 01 and 17).
 
 * :func:`plot_timelines` — the classic three-model figure, measured: one lane per thread
   of control, a tick for every chunk that arrived, coloured by task.

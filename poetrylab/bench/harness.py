@@ -1,6 +1,6 @@
 """The benchmark harness: N slow servers in one process, each client in its own process.
 
-Notebook 13 (the benchmark); notebook 01 uses it for its measured three-model picture.
+Notebook 17 (the benchmark); notebook 01 uses it for its measured three-model picture.
 
 :class:`ServerHost` starts ``python -m poetrylab.bench.server_host`` with as many
 listeners as the largest N, so the servers never share a CPU budget with the client

@@ -1,4 +1,4 @@
-"""The ideal times a benchmark run is judged against (notebooks 01 and 13).
+"""The ideal times a benchmark run is judged against (notebooks 01 and 17).
 
 Every slow server needs a fixed time to send its poem: the first chunk at once, then one
 chunk every ``delay`` seconds. A client cannot beat that, only add to it:

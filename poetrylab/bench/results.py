@@ -1,6 +1,6 @@
 """The benchmark's results file: its layout, a checker, and the summary table.
 
-Notebook 13 (the benchmark) reads these files. One JSON object::
+Notebook 17 (the benchmark) reads these files. One JSON object::
 
     schema       "poetrylab-bench/1"
     parameters   poem, poem_bytes, delay, num_bytes, servers (the N values), clients,

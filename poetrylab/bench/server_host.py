@@ -1,6 +1,6 @@
 """The benchmark's server process: many slow poetry servers under one Twisted reactor.
 
-Notebook 13 (the benchmark). ``python -m poetrylab.bench.server_host --count N ...``
+Notebook 17 (the benchmark). ``python -m poetrylab.bench.server_host --count N ...``
 listens on N loopback ports, prints one JSON line ``{"host": ..., "ports": [...]}`` to
 stdout when every listener is ready, and serves until SIGINT/SIGTERM, a ``quit`` line
 or the end of its stdin (so it never outlives the harness that started it). A ``stats``

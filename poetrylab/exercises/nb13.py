@@ -1,20 +1,28 @@
-"""Checks for notebook 13 (the benchmark).
+"""Checks for notebook 13 (XML-RPC over a multiplexed backend).
 
-* :func:`check_efficiency` — the learner's ``efficiency(run)``: ideal time / measured time
-  for one run record of ``poetrylab bench``, or None for a run that failed.
-* :func:`check_first_below` — the learner's ``first_below(results, client, level)``: the
-  smallest N at which the client's median efficiency over its repeats falls below
-  ``level`` (None if it never does).
-
-Both run the learner's function on small made-up results shaped like the real ones, so
-no measuring happens and the verdict never depends on the machine.
+* :func:`check_parse_reply` — the learner's ``parse_reply(line)``: a tagged reply line as
+  ``(tag, status, value)``, the JSON payload decoded.
+* :func:`check_multiplexer` — the learner's ``lineReceived`` for a multiplexing client:
+  twenty requests in flight on one connection to a backend whose replies come back out
+  of order; each Deferred must fire with its own reply, errors as errbacks.
+* :func:`check_rendezvous` — the learner's XML-RPC resource whose ``ask`` hands back a
+  Deferred and puts the question on a queue; code in another thread answers it later.
 """
 
 from __future__ import annotations
 
-import math
+import contextlib
+import logging
+import queue
+import threading
+import xmlrpc.client
 from typing import Any
 
+from twisted.internet.defer import CancelledError, Deferred, DeferredList
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.python.failure import Failure
+
+from poetrylab import runtime
 from poetrylab.exercises._feedback import (
     Feedback,
     exercise,
@@ -23,102 +31,227 @@ from poetrylab.exercises._feedback import (
     run_learner_code,
     short,
 )
+from poetrylab.services import quiet_logs, tagged
 
-__all__ = ["check_efficiency", "check_first_below", "example_results"]
+__all__ = ["REPLIES", "check_multiplexer", "check_parse_reply", "check_rendezvous"]
 
-
-
-def _run(client: str, n: int, repeat: int, elapsed: float | None, ideal: float) -> dict[str, Any]:
-    return {
-        "client": client, "n_servers": n, "repeat": repeat, "elapsed_s": elapsed,
-        "ideal_s": ideal, "errors": 0 if elapsed is not None else None,
-        "error": None if elapsed is not None else "client process failed: can't start new thread",
-    }  # fmt: skip
-
-
-def example_results() -> dict[str, Any]:
-    """Made-up results for the checks: 2 s per server, three repeats per client and N.
-
-    The threaded client's median efficiency falls below 0.95 at N = 100, though one of
-    its repeats there was fast and one at N = 10 was slow; it failed once at N = 1,000.
-    The twisted client stays above 0.95 throughout; runs are not in N order.
-    """
-    runs = []
-    threaded = {1: (2.01, 2.02, 2.01), 1000: (3.1, 3.0, None), 10: (2.3, 2.05, 2.04),
-                100: (2.2, 2.15, 2.02)}  # fmt: skip
-    for n, times in threaded.items():
-        runs += [_run("threaded", n, i, t, 2.0) for i, t in enumerate(times)]
-    for n in (1000, 1, 100, 10):
-        runs += [_run("twisted", n, i, 2.0 + 0.01 * i + n / 20000, 2.0) for i in range(3)]
-    runs += [_run("blocking", n, i, 2.0 * n * 1.01, 2.0 * n) for n in (1, 10) for i in range(3)]
-    return {"parameters": {"server_time_s": 2.0}, "runs": runs}
-
-
-_EFFICIENCY_CASES = [
-    (_run("twisted", 10, 0, 2.0, 2.0), 1.0),
-    (_run("twisted", 10, 0, 2.5, 2.0), 0.8),
-    (_run("blocking", 10, 0, 21.0, 20.0), 20.0 / 21.0),
-    (_run("threaded", 1000, 0, None, 2.0), None),
+REPLIES: list[tuple[bytes, tuple[str, str, Any]]] = [
+    (b"7 ok 5", ("7", "ok", 5)),
+    (b'a-1 ok "Tyger Tyger,\\nburning bright"', ("a-1", "ok", "Tyger Tyger,\nburning bright")),
+    (b'12 ok ["hope", "tyger"]', ("12", "ok", ["hope", "tyger"])),
+    (b'3 ok "two words"', ("3", "ok", "two words")),
+    (
+        b'9 error {"code": "not-found", "message": "no poem called \'x\'"}',
+        ("9", "error", {"code": "not-found", "message": "no poem called 'x'"}),
+    ),
 ]
+"""Reply lines and what ``parse_reply`` should make of them."""
 
 
 @exercise("13")
-def check_efficiency(efficiency: Any) -> Feedback:
-    """Call ``efficiency(run)`` on four run records; compare with ideal_s / elapsed_s."""
-    name = "check_efficiency"
-    if not callable(efficiency):
-        return failed(name, "pass your function itself", expected="efficiency",
-                      got=short(efficiency), hint="def efficiency(run): ...")  # fmt: skip
-    for run, want in _EFFICIENCY_CASES:
-        shown = f"ideal_s={run['ideal_s']}, elapsed_s={run['elapsed_s']}"
-        ok, got = run_learner_code(efficiency, dict(run))
+def check_parse_reply(parse_reply: Any) -> Feedback:
+    """``parse_reply(line)`` -> ``(tag, status, value)`` for every line of :data:`REPLIES`."""
+    name = "parse a tagged reply"
+    for line, expected in REPLIES:
+        ok, got = run_learner_code(parse_reply, line)
         if not ok:
-            hint = ("a failed run has elapsed_s None: return None for it instead of dividing."
-                    if run["elapsed_s"] is None else "read the error message.")
-            return failed(name, f"efficiency raised an error for a run with {shown}",
-                          expected=short(want), got=got, hint=hint)  # fmt: skip
-        if want is None:
-            if got is not None:
-                return failed(name, f"a failed run ({shown}) has no efficiency",
-                              expected="None", got=short(got),
-                              hint="check run['elapsed_s'] is None first.")  # fmt: skip
-            continue
-        if not isinstance(got, int | float) or not math.isclose(got, want, rel_tol=1e-9):
-            inverted = isinstance(got, int | float) and got and math.isclose(got, 1 / want)
-            hint = ("upside down: the ideal goes on top, so 1.0 is perfect and a slower run "
-                    "scores less." if inverted else "divide the ideal time by the measured one.")
-            return failed(name, f"wrong efficiency for a run with {shown}",
-                          expected=f"{want:.4f}", got=short(got), hint=hint)  # fmt: skip
-    return passed(name, "ideal / measured: 1.0 means the client added nothing to the servers' "
-                        "time, and a failed run has no efficiency at all.")  # fmt: skip
+            return failed(
+                name,
+                f"parse_reply({line!r}) raised",
+                got=got,
+                hint="line.split(b' ', 2) gives tag, status and the rest, whatever the "
+                "payload holds; json.loads reads the rest",
+            )
+        if not (isinstance(got, tuple | list) and tuple(got) == expected):
+            hint = "decode the tag and status to str, and json.loads the payload"
+            if isinstance(got, tuple | list) and len(got) != 3:
+                hint = "split at the first two spaces only: the payload may contain spaces"
+            return failed(
+                name,
+                f"parse_reply({line!r}) is not right",
+                expected=short(expected, 70),
+                got=short(got, 70),
+                hint=hint,
+            )
+    return passed(name, "tag, status and payload, whatever the payload holds.")
+
+
+def _backend() -> Any:
+    reactor = runtime.start().reactor
+    return runtime.call(
+        lambda: tagged.listen_tagged(reactor, delay=0.01, jitter=0.15, seed=10),
+        what="starting a tagged backend",
+    )
 
 
 @exercise("13")
-def check_first_below(first_below: Any) -> Feedback:
-    """Call ``first_below(results, client, level)`` on :func:`example_results`."""
-    name = "check_first_below"
-    if not callable(first_below):
-        return failed(name, "pass your function itself", expected="first_below",
-                      got=short(first_below), hint="def first_below(results, client, level=0.95):")
-    cases = [("threaded", 0.95, 100), ("twisted", 0.95, None), ("threaded", 0.7, 1000),
-             ("blocking", 0.95, None), ("asyncio", 0.95, None)]  # fmt: skip
-    for client, level, want in cases:
-        call = f"first_below(results, {client!r}, {level})"
-        ok, got = run_learner_code(first_below, example_results(), client, level)
-        if not ok:
-            return failed(name, f"{call} raised an error", expected=short(want), got=got,
-                          hint="a failed run has elapsed_s None: leave it out before taking "
-                               "the median; a client with no runs at all gives None.")
-        if got != want:
-            if got == 10 and client == "threaded":
-                hint = ("one slow repeat at N=10 is noise: take the median efficiency over the "
-                        "repeats at each N, then compare it with the level.")
-            elif want is None:
-                hint = "when no N falls below the level, return None."
-            else:
-                hint = ("look at the N values in increasing order (runs are not sorted), "
-                        "and return the first whose median efficiency is below the level.")
-            return failed(name, f"{call} is not right", expected=short(want), got=short(got),
-                          hint=hint)
-    return passed(name, "medians over repeats, N in order, failed runs left out: the point "
-                        "where a client stops keeping up, read from the data.")
+def check_multiplexer(protocol_class: Any) -> Feedback:
+    """Twenty ``add`` requests and one failing ``poem`` in flight on one connection."""
+    with quiet_logs(logging.CRITICAL):
+        return _check_multiplexer(protocol_class)
+
+
+def _check_multiplexer(protocol_class: Any) -> Feedback:
+    name = "one connection, many requests"
+    reactor = runtime.start().reactor
+    port = _backend()
+    host = port.getHost()
+    ok, proto = run_learner_code(protocol_class)
+    if not ok:
+        return failed(name, "creating your protocol raised", got=proto)
+    try:
+        endpoint = TCP4ClientEndpoint(reactor, host.host, host.port, timeout=5)
+        runtime.call(connectProtocol, endpoint, proto, what="connecting")
+        outcomes: dict[str, Any] = {}
+
+        def fire_all() -> Deferred[Any]:
+            calls = []
+            for i in range(20):
+                d = proto.request("add", i, 100)
+                d.addBoth(lambda result, i=i: outcomes.__setitem__(f"add {i}", result))
+                calls.append(d)
+            bad = proto.request("poem", "nosuch")
+            bad.addBoth(lambda result: outcomes.__setitem__("bad", result))
+            calls.append(bad)
+            return DeferredList(calls, consumeErrors=True)
+
+        # Every reply is back within 0.2 s: give it 3. Unanswered calls are counted below.
+        with contextlib.suppress(Exception):
+            runtime.call(fire_all, timeout=3, what="twenty-one requests in flight")
+        keys = [f"add {i}" for i in range(20)] + ["bad"]
+        unanswered = [k for k in keys if k not in outcomes or _cancelled(outcomes[k])]
+        if unanswered:
+            return failed(
+                name,
+                "not every request got an answer",
+                expected="all 21 Deferreds fire (20 callbacks, 1 errback)",
+                got=f"{21 - len(unanswered)} of 21 fired within 3 s",
+                hint="lineReceived must pop the Deferred for the reply's tag and fire it",
+            )
+        for i in range(20):
+            got = outcomes.get(f"add {i}")
+            if isinstance(got, Failure):
+                return failed(
+                    name,
+                    f"add({i}, 100) failed",
+                    got=got.getErrorMessage()[:100],
+                    hint="an 'ok' reply fires the Deferred's callback",
+                )
+            if got != i + 100:
+                return failed(
+                    name,
+                    f"add({i}, 100) got someone else's reply",
+                    expected=str(i + 100),
+                    got=short(got, 70),
+                    hint="replies come back in any order: look the Deferred up by the reply's "
+                    "tag, not by arrival order",
+                )
+        bad = outcomes.get("bad")
+        if not isinstance(bad, Failure):
+            return failed(
+                name,
+                "an error reply should fail the Deferred",
+                expected="poem('nosuch') errbacks",
+                got=f"it fired with {short(bad, 70)}",
+                hint="for status 'error', call d.errback(SomeError(message))",
+            )
+        left = getattr(proto, "pending", {})
+        if left:
+            return failed(
+                name,
+                "answered requests are still pending",
+                expected="self.pending empty",
+                got=f"{len(left)} tags left",
+                hint="pop the tag from self.pending when its reply arrives",
+            )
+    finally:
+        transport = getattr(proto, "transport", None)
+        if transport is not None:
+            runtime.call(transport.loseConnection, what="closing")
+        runtime.call(port.stopListening, what="stopping the backend")
+    return passed(name, "twenty replies out of order, each to its own Deferred.")
+
+
+@exercise("13")
+def check_rendezvous(resource_class: Any) -> Feedback:
+    """``resource_class(questions)``: ``ask(q)`` returns a Deferred someone fires later."""
+    name = "meet halfway"
+    from twisted.web import resource, server
+
+    questions: queue.Queue[Any] = queue.Queue()
+    ok, oracle = run_learner_code(resource_class, questions)
+    if not ok:
+        return failed(
+            name,
+            "creating your resource raised",
+            got=oracle,
+            hint="__init__(self, questions): call XMLRPC.__init__(self) and keep the queue",
+        )
+    reactor = runtime.start().reactor
+    root = resource.Resource()
+    root.putChild(b"RPC2", oracle)
+    port = runtime.call(
+        lambda: reactor.listenTCP(0, server.Site(root, reactor=reactor), interface="127.0.0.1"),
+        what="serving your resource",
+    )
+    url = f"http://127.0.0.1:{port.getHost().port}/RPC2"
+    answers: list[Any] = []
+
+    def client() -> None:
+        try:
+            with xmlrpc.client.ServerProxy(url) as proxy:
+                answers.append(proxy.ask("why is the sky blue?"))
+        except Exception as exc:
+            answers.append(exc)
+
+    thread = threading.Thread(target=client, daemon=True)
+    thread.start()
+    try:
+        question, d = _next_question(questions, thread)
+        if d is None:
+            return failed(
+                name,
+                "nothing arrived on the queue",
+                expected="(question, deferred) put on the queue by ask",
+                got=f"the client got {short(answers[0], 70) if answers else 'nothing'}",
+                hint="in xmlrpc_ask: d = Deferred(); self.questions.put((question, d)); return d",
+            )
+        if not isinstance(d, Deferred) or question != "why is the sky blue?":
+            return failed(
+                name, "the queue should hold (question, Deferred)", got=short((question, d), 70)
+            )
+        if answers:
+            return failed(
+                name,
+                "the client was answered before anyone fired the Deferred",
+                got=short(answers[0], 70),
+                hint="return the Deferred itself, unfired",
+            )
+        reactor.callFromThread(d.callback, "Rayleigh scattering")
+        thread.join(5)
+    finally:
+        runtime.call(port.stopListening, what="stopping")
+    if answers != ["Rayleigh scattering"]:
+        return failed(
+            name,
+            "the client did not get the answer fired later",
+            expected="'Rayleigh scattering'",
+            got=short(answers, 70),
+        )
+    return passed(name, "the handler waited without blocking anyone, and the answer came later.")
+
+
+def _next_question(questions: queue.Queue[Any], client: threading.Thread) -> Any:
+    """The first (question, Deferred) put on the queue, or (None, None) once the client
+    has finished without one (or after 5 s)."""
+    for _ in range(100):
+        try:
+            return questions.get(timeout=0.05)
+        except queue.Empty:
+            if not client.is_alive():
+                break
+    return None, None
+
+
+def _cancelled(outcome: Any) -> bool:
+    return isinstance(outcome, Failure) and outcome.check(CancelledError) is not None

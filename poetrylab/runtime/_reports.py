@@ -6,7 +6,7 @@ raised. :class:`CellReports` is a log observer that turns each warning or error 
 short, plain report on standard error, which shows in the cell running now (see
 ``_cells``), and names the cell whose code raised it when the traceback goes through
 one. Everything is also forwarded to the standard ``logging`` logger ``twisted``, for
-those who configure logging (notebook 11).
+those who configure logging (notebook 14).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """One pending result, many waiters: how concurrent callers share a single fetch or connect.
 
 The caching proxy (notebook 07) shares one upstream fetch between every client that
-missed the cache at the same time; the XML-RPC gateway (notebook 10) shares one
+missed the cache at the same time; the XML-RPC gateway (notebook 13) shares one
 connection attempt between concurrent first calls. Both need the same thing: each caller
 gets its own Deferred (so cancelling one caller does not disturb the others), and the
 work itself is cancelled when the last caller gives up.

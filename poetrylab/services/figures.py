@@ -1,4 +1,4 @@
-"""Pictures for the services notebooks (06, 07, 10): a netstring's parts, outcomes, spans.
+"""Pictures for the services notebooks (06, 07, 13): a netstring's parts, outcomes, spans.
 
 Green is success (a callback ran), red is failure (an errback ran), as in every Deferred
 diagram of the course; fonts are large enough for a projector. Each function returns a

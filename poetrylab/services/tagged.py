@@ -1,6 +1,6 @@
 """The tagged line backend, and the client that multiplexes many requests on one connection.
 
-Notebook 10. Each request line carries a tag; the reply line carries the same tag, so a
+Notebook 13. Each request line carries a tag; the reply line carries the same tag, so a
 client can have many requests in flight on one connection and match the replies, which
 may come back in any order (``jitter`` makes that visible). Wire format, one line each
 way, ending in ``\\n`` (``\\r\\n`` accepted), so netcat is a valid client::

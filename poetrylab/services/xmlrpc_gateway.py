@@ -1,6 +1,6 @@
 """The XML-RPC gateway: ``twisted.web.xmlrpc`` in front of the tagged line backend.
 
-Notebook 10. ``POST /RPC2`` with the methods ``add(a, b)``, ``list_poems()``,
+Notebook 13. ``POST /RPC2`` with the methods ``add(a, b)``, ``list_poems()``,
 ``poem(name)``, ``transform(name, text)`` and introspection (``system.listMethods``,
 ``system.methodHelp``, ``system.methodSignature``). The stdlib ``xmlrpc.client`` is the
 reference client::

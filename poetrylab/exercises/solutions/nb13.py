@@ -1,90 +1,114 @@
-"""Model solutions (and wrong answers the checks must catch) for notebook 13."""
+"""Model answers for notebook 13 (XML-RPC over a multiplexed backend), with wrong answers."""
 
 from __future__ import annotations
 
-import statistics
+import json
+import queue
+import warnings
 from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.protocols.basic import LineReceiver
 
 from poetrylab.exercises import Answers
 
-# -- exercise 1: efficiency of one run ------------------------------------------------------
+with warnings.catch_warnings():  # its unused client subclasses the deprecated HTTPClient
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from twisted.web.xmlrpc import XMLRPC
 
 
-def efficiency(run: dict[str, Any]) -> float | None:
-    """Ideal over measured; a run that failed has no elapsed time and no efficiency."""
-    if run["elapsed_s"] is None:
-        return None
-    return run["ideal_s"] / run["elapsed_s"]
+def parse_reply(line: bytes) -> tuple[str, str, Any]:
+    """Tag and status are the first two words; the rest is JSON, spaces and all."""
+    tag, status, payload = line.split(b" ", 2)
+    return tag.decode(), status.decode(), json.loads(payload)
 
 
-def upside_down(run: dict[str, Any]) -> float | None:
-    """Wrong: measured over ideal (bigger is worse)."""
-    return None if run["elapsed_s"] is None else run["elapsed_s"] / run["ideal_s"]
+def parse_split_everywhere(line: bytes) -> tuple[Any, ...]:
+    """Wrong: splits the payload too."""
+    return tuple(part.decode() for part in line.split())
 
 
-def forgets_failures(run: dict[str, Any]) -> float:
-    """Wrong: divides by None for a failed run."""
-    return run["ideal_s"] / run["elapsed_s"]
+def parse_without_json(line: bytes) -> tuple[str, str, Any]:
+    """Wrong: leaves the payload as text."""
+    tag, status, payload = line.decode().split(" ", 2)
+    return tag, status, payload
 
 
-def zero_for_failures(run: dict[str, Any]) -> float:
-    """Wrong: a failed run is not a run with efficiency 0."""
-    return 0.0 if run["elapsed_s"] is None else run["ideal_s"] / run["elapsed_s"]
+class BackendError(Exception):
+    """An error reply."""
 
 
-# -- exercise 2: where a client stops keeping up ------------------------------------------
+class Multiplexer(LineReceiver):
+    """The notebook's starter with lineReceived written."""
+
+    delimiter = b"\n"
+
+    def connectionMade(self) -> None:
+        self.pending: dict[str, Deferred[Any]] = {}
+        self.next_tag = 0
+
+    def request(self, verb: str, *args: Any) -> Deferred[Any]:
+        self.next_tag += 1
+        tag = str(self.next_tag)
+        self.pending[tag] = d = Deferred()
+        self.sendLine(f"{tag} {verb} {json.dumps(list(args))}".encode())
+        return d
+
+    def lineReceived(self, line: bytes) -> None:
+        tag, status, payload = line.decode().split(" ", 2)
+        d = self.pending.pop(tag, None)
+        if d is None:
+            return
+        value = json.loads(payload)
+        if status == "ok":
+            d.callback(value)
+        else:
+            d.errback(BackendError(value["message"]))
 
 
-def _efficiencies(results: dict[str, Any], client: str) -> dict[int, list[float]]:
-    by_n: dict[int, list[float]] = {}
-    for run in results["runs"]:
-        if run["client"] == client and run["elapsed_s"] is not None:
-            by_n.setdefault(run["n_servers"], []).append(run["ideal_s"] / run["elapsed_s"])
-    return by_n
+class FirstComeFirstServed(Multiplexer):
+    """Wrong: fires the oldest request, whatever the reply's tag."""
+
+    def lineReceived(self, line: bytes) -> None:
+        tag, status, payload = line.decode().split(" ", 2)
+        oldest = next(iter(self.pending))
+        self.pending.pop(oldest).callback(json.loads(payload))
 
 
-def first_below(results: dict[str, Any], client: str, level: float = 0.95) -> int | None:
-    """The smallest N whose median efficiency (failed runs left out) is below ``level``."""
-    by_n = _efficiencies(results, client)
-    for n in sorted(by_n):
-        if statistics.median(by_n[n]) < level:
-            return n
-    return None
+class ErrorsAsResults(Multiplexer):
+    """Wrong: an error reply fires the callback with the error object."""
+
+    def lineReceived(self, line: bytes) -> None:
+        tag, status, payload = line.decode().split(" ", 2)
+        self.pending.pop(tag).callback(json.loads(payload))
 
 
-def any_run_below(results: dict[str, Any], client: str, level: float = 0.95) -> int | None:
-    """Wrong: one slow repeat is enough (noise taken for a trend)."""
-    by_n = _efficiencies(results, client)
-    return next((n for n in sorted(by_n) if min(by_n[n]) < level), None)
+class Oracle(XMLRPC):
+    """ask() hands back a Deferred; whoever takes the question from the queue fires it."""
+
+    def __init__(self, questions: queue.Queue[Any]) -> None:
+        super().__init__()
+        self.questions = questions
+
+    def xmlrpc_ask(self, question: str) -> Deferred[str]:
+        d: Deferred[str] = Deferred()
+        self.questions.put((question, d))
+        return d
 
 
-def unsorted(results: dict[str, Any], client: str, level: float = 0.95) -> int | None:
-    """Wrong: the first N met in the file, not the smallest."""
-    by_n = _efficiencies(results, client)
-    return next((n for n in by_n if statistics.median(by_n[n]) < level), None)
+class KnowItAll(Oracle):
+    """Wrong: answers at once, so nobody else ever gets the question."""
 
-
-def mean_not_median(results: dict[str, Any], client: str, level: float = 0.95) -> int | None:
-    """Wrong: the mean lets one slow repeat drag an N below the level."""
-    by_n = _efficiencies(results, client)
-    return next((n for n in sorted(by_n) if statistics.mean(by_n[n]) < level), None)
-
-
-def keeps_failures(results: dict[str, Any], client: str, level: float = 0.95) -> int | None:
-    """Wrong: divides by the elapsed time of failed runs too."""
-    by_n: dict[int, list[float]] = {}
-    for run in results["runs"]:
-        if run["client"] == client:
-            by_n.setdefault(run["n_servers"], []).append(run["ideal_s"] / run["elapsed_s"])
-    return next((n for n in sorted(by_n) if statistics.median(by_n[n]) < level), None)
+    def xmlrpc_ask(self, question: str) -> str:  # type: ignore[override]
+        return "I don't know"
 
 
 SOLUTIONS = {
-    "check_efficiency": Answers(
-        solution=efficiency, wrong=[upside_down, forgets_failures, zero_for_failures, 0.95]
+    "check_parse_reply": Answers(
+        solution=parse_reply, wrong=[parse_split_everywhere, parse_without_json, bytes.split]
     ),
-    "check_first_below": Answers(
-        solution=first_below,
-        wrong=[any_run_below, unsorted, mean_not_median, keeps_failures, 100],
+    "check_multiplexer": Answers(
+        solution=Multiplexer, wrong=[FirstComeFirstServed, ErrorsAsResults, LineReceiver]
     ),
+    "check_rendezvous": Answers(solution=Oracle, wrong=[KnowItAll, XMLRPC]),
 }

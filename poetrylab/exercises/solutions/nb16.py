@@ -1,4 +1,4 @@
-"""Model solutions (and wrong answers the checks must catch) for notebook 12."""
+"""Model solutions (and wrong answers the checks must catch) for notebook 16."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Checks for notebook 12 (testing asynchronous code): the learner writes the tests.
+"""Checks for notebook 16 (testing asynchronous code): the learner writes the tests.
 
 A good test passes on correct code and fails on broken code. Each check runs the
 learner's test against the real thing (it must pass) and against *mutants*, copies with
@@ -135,7 +135,7 @@ def _run_test_function(test: Callable[..., Any], make_factory: Callable[..., Any
     return None if ok else str(outcome)
 
 
-@exercise("12")
+@exercise("16")
 def check_pacing_test(test: Any) -> Feedback:
     """Run ``test(make_factory)`` on the real slow server and on each broken one.
 
@@ -282,7 +282,7 @@ def _first_problem(result: TestResult) -> str:
     return "?"
 
 
-@exercise("12")
+@exercise("16")
 def check_client_tests(case: Any) -> Feedback:
     """Run the learner's ``SynchronousTestCase`` on the Deferred client's protocol and mutants.
 

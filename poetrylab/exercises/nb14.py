@@ -1,4 +1,4 @@
-"""Checks for notebook 11 (services, twistd and plugins; logging).
+"""Checks for notebook 14 (services, twistd and plugins; logging).
 
 * :func:`check_listener_service` — a ``Service`` that listens when started and closes its
   port when stopped, run inside a ``MultiService`` the way ``twistd`` would run it, and
@@ -90,7 +90,7 @@ def _is_refused(host: str, port: int) -> bool:
     return False
 
 
-@exercise("11")
+@exercise("14")
 def check_listener_service(service_class: Any) -> Feedback:
     """Start ``service_class(poem, reactor)`` under a MultiService, fetch the poem, stop it.
 
@@ -209,7 +209,7 @@ def _from_learner(event: dict[str, Any], protocol_class: type) -> bool:
     return namespace == module or namespace.startswith(module + ".")
 
 
-@exercise("11")
+@exercise("14")
 def check_structured_log(protocol_class: Any) -> Feedback:
     """Serve two clients with ``protocol_class`` and look at what it logged.
 
@@ -235,7 +235,7 @@ def check_structured_log(protocol_class: Any) -> Feedback:
             events.append(event)
 
     server = runtime.listen(
-        lambda reactor: _listen_with(reactor, protocol_class, poem), name="nb11-check-log"
+        lambda reactor: _listen_with(reactor, protocol_class, poem), name="nb14-check-log"
     )
     globalLogPublisher.addObserver(observe)
     try:

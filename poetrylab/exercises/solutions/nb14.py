@@ -1,4 +1,4 @@
-"""Model solutions (and wrong answers the checks must catch) for notebook 11."""
+"""Model solutions (and wrong answers the checks must catch) for notebook 14."""
 
 from __future__ import annotations
 
