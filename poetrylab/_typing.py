@@ -1,0 +1,64 @@
+"""The reactor types poetrylab's code asks for: just the methods it calls, as Protocols.
+
+Twisted describes its reactors with zope interfaces (``IReactorTime``, ``IReactorTCP``,
+...), which a type checker cannot match against a plain object without a plugin. These
+``typing.Protocol`` classes name the same methods, so mypy checks every call, and any
+object with those methods fits: the global reactor, ``task.Clock``,
+``MemoryReactorClock`` in a test. Each says which Twisted interface it mirrors; combine
+them the way the code needs (:class:`TimeTCPReactor` is the usual server's).
+
+Nothing here runs: importing this module costs nothing and touches no reactor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from twisted.internet.interfaces import IConnector, IDelayedCall, IListeningPort
+from twisted.internet.protocol import ClientFactory, Factory
+
+__all__ = [
+    "ReactorTCP",
+    "ReactorThreads",
+    "ReactorTime",
+    "TimeTCPReactor",
+]
+
+
+class ReactorTime(Protocol):
+    """What ``IReactorTime`` offers and we use: timers and the reactor's clock."""
+
+    def callLater(
+        self, delay: float, callable: Callable[..., Any], /, *args: Any, **kwargs: Any
+    ) -> IDelayedCall: ...
+
+    def seconds(self) -> float: ...
+
+
+class ReactorTCP(Protocol):
+    """What ``IReactorTCP`` offers: listen on and connect to TCP ports."""
+
+    def listenTCP(
+        self, port: int, factory: Factory, /, backlog: int = ..., interface: str = ...
+    ) -> IListeningPort: ...
+
+    def connectTCP(
+        self,
+        host: str,
+        port: int,
+        factory: ClientFactory,
+        /,
+        timeout: float = ...,
+        bindAddress: tuple[str, int] | None = ...,
+    ) -> IConnector: ...
+
+
+class ReactorThreads(Protocol):
+    """What ``IReactorFromThreads`` offers: hand a call to the reactor from another thread."""
+
+    def callFromThread(self, callable: Callable[..., Any], /, *args: Any, **kwargs: Any) -> None: ...
+
+
+class TimeTCPReactor(ReactorTime, ReactorTCP, Protocol):
+    """A reactor with timers and TCP: what a poetry server or client needs."""
