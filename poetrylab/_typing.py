@@ -57,7 +57,9 @@ class ReactorTCP(Protocol):
 class ReactorThreads(Protocol):
     """What ``IReactorFromThreads`` offers: hand a call to the reactor from another thread."""
 
-    def callFromThread(self, callable: Callable[..., Any], /, *args: Any, **kwargs: Any) -> None: ...
+    def callFromThread(
+        self, callable: Callable[..., Any], /, *args: Any, **kwargs: Any
+    ) -> None: ...
 
 
 class TimeTCPReactor(ReactorTime, ReactorTCP, Protocol):
