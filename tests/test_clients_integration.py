@@ -189,6 +189,16 @@ def test_fetch_runs_every_model_from_this_thread_with_any_address_form(
     assert all(d.client == model for d in downloads)
 
 
+@pytest.mark.parametrize("model", ["deferred", "inline", "coroutine"])
+def test_endpoint_clients_look_up_a_host_name(
+    model: str, servers: dict[str, list[Address]], get_poems: Callable[..., Any]
+) -> None:
+    """``localhost`` goes through HostnameEndpoint (a lookup, then a connection)."""
+    fast = servers["fast"][0]
+    [download] = get_poems(model, [("localhost", fast.port)], timeout=5.0)
+    assert download.ok and download.data == POEMS[list_poems()[0]]
+
+
 def test_fetch_asyncio_inside_a_running_event_loop_runs_in_a_worker_thread(
     servers: dict[str, list[Address]],
 ) -> None:

@@ -324,3 +324,26 @@ def test_asyncio_sync_wrapper_inside_a_running_loop_says_to_await_instead() -> N
 
     with pytest.raises(RuntimeError, match=r"await get_poems_async"):
         asyncio.run(inside_a_notebook())
+
+
+# --- the endpoint: a lookup only for a name -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("host", "kind"),
+    [("127.0.0.1", "TCP4ClientEndpoint"), ("::1", "TCP6ClientEndpoint"),
+     ("localhost", "HostnameEndpoint"), ("poems.example", "HostnameEndpoint")],
+)
+def test_client_endpoint_looks_up_names_only(host: str, kind: str) -> None:
+    from poetrylab.clients._common import client_endpoint
+
+    endpoint = client_endpoint(MemoryReactorClock(), Address(host, 10000), 3.0)
+    assert type(endpoint).__name__ == kind
+
+
+def test_an_ip_address_connects_at_once_with_the_timeout_and_no_thread() -> None:
+    """HostnameEndpoint would first look 127.0.0.1 up in the reactor's thread pool."""
+    reactor = MemoryReactorClock()
+    deferred.get_poetry(reactor, "127.0.0.1:10000", timeout=7.0)
+    [(host, port, _, timeout, _)] = reactor.tcpClients
+    assert (host, port, timeout) == ("127.0.0.1", 10000, 7.0)

@@ -18,7 +18,7 @@ from twisted.internet.error import ConnectionDone
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
 
-from poetrylab.clients._common import AddressLike, downloads_for, tcp_endpoint
+from poetrylab.clients._common import AddressLike, client_endpoint, downloads_for
 from poetrylab.download import Download, DownloadError, describe_error, parse_address
 
 __all__ = ["NAME", "PoetryProtocol", "download_poem", "get_poems", "get_poetry"]
@@ -59,7 +59,7 @@ def download_poem(reactor: Any, download: Download, timeout: float = 10.0) -> De
     and why it failed) when the connection is refused, reset or not over within
     ``timeout`` seconds. Call it in the reactor thread.
     """
-    endpoint = tcp_endpoint(reactor, download.address, timeout)
+    endpoint = client_endpoint(reactor, download.address, timeout)
 
     def poem_arrived(download: Download) -> Download:
         download.finish()

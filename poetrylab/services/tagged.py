@@ -44,7 +44,7 @@ from twisted.internet.task import deferLater
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 
-from poetrylab.clients._common import tcp_endpoint
+from poetrylab.clients._common import client_endpoint
 from poetrylab.download import Address, parse_address
 from poetrylab.services._sharing import SharedOutcome
 from poetrylab.services.transform import (
@@ -626,7 +626,7 @@ class TaggedClient:
         self.reactor = reactor
         self.address = parse_address(address)
         self.timeout = timeout
-        self._endpoint = endpoint or tcp_endpoint(reactor, self.address, connect_timeout)
+        self._endpoint = endpoint or client_endpoint(reactor, self.address, connect_timeout)
         self._protocol: TaggedClientProtocol | None = None
         self._connecting: SharedOutcome[TaggedClientProtocol] | None = None
         self.connects = 0

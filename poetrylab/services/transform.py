@@ -41,7 +41,7 @@ from twisted.protocols.basic import NetstringReceiver
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
-from poetrylab.clients._common import tcp_endpoint
+from poetrylab.clients._common import client_endpoint
 from poetrylab.download import Address, parse_address
 
 __all__ = [
@@ -581,7 +581,7 @@ def transform_poem(
     """
     if not name or "." in name or not name.isascii():
         raise ValueError(f"{name!r} cannot be sent as a transform name (ASCII, no '.')")
-    endpoint = tcp_endpoint(reactor, parse_address(address), timeout)
+    endpoint = client_endpoint(reactor, parse_address(address), timeout)
     protocol = TransformClientProtocol(name, poem)
     connecting = connectProtocol(endpoint, protocol)
     connecting.addCallback(lambda _: protocol.reply)
