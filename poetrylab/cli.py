@@ -173,8 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("poems", help="list the poem corpus")
 
-    lab = sub.add_parser("lab", help="start JupyterLab on the course notebooks", add_help=False)
-    lab.add_argument("jupyter_args", nargs=argparse.REMAINDER, help="passed on to jupyter lab")
+    # Every argument of `poetrylab lab`, --port and --help included, is JupyterLab's: a
+    # prefix character nobody types leaves this parser no options of its own to match.
+    lab = sub.add_parser(
+        "lab", help="start JupyterLab on the course notebooks", add_help=False, prefix_chars="\0"
+    )
+    lab.add_argument("jupyter_args", nargs="*", help="passed on to JupyterLab")
 
     for name, (module, summary) in COMMANDS.items():
         p = sub.add_parser(name, help=summary, description=summary)
@@ -259,9 +263,40 @@ def _run_poems(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_lab(args: argparse.Namespace) -> int:
+LAB_HELP = """\
+usage: poetrylab lab [JUPYTERLAB OPTIONS]
+
+Start JupyterLab for the course: the notebooks/ folder of this checkout, opened on
+00-welcome.ipynb, with JupyterLab's news pop-up and update check turned off. Every
+option is JupyterLab's own and is passed on to it unchanged, after the course's
+defaults, so yours win:
+
+  poetrylab lab --port 8899            serve on port 8899
+  poetrylab lab --no-browser           do not open a browser
+  poetrylab lab --ServerApp.ip=0.0.0.0 listen on every interface (a classroom server)
+
+JupyterLab's own options follow.
+"""
+
+# The course's JupyterLab settings: no "get Jupyter news?" pop-up and no update check
+# (both would reach the internet from a classroom), given before the learner's options.
+LAB_DEFAULTS = [
+    "--LabApp.news_url=None",
+    "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+]
+
+
+def _run_lab(args: argparse.Namespace) -> NoReturn:
+    """Replace this process with JupyterLab (see LAB_HELP); never returns."""
     notebooks = Path(__file__).resolve().parent.parent / "notebooks"
+    jupyter_args = list(args.jupyter_args)
+    if jupyter_args[:1] == ["--"]:
+        del jupyter_args[0]
     argv = [sys.executable, "-m", "jupyterlab"]
+    if {"-h", "--help", "--help-all"} & set(jupyter_args):
+        print(LAB_HELP, flush=True)
+        os.execv(sys.executable, [*argv, *jupyter_args])
+    argv += LAB_DEFAULTS
     if notebooks.is_dir():
         argv += [
             f"--ServerApp.root_dir={notebooks}",
@@ -269,9 +304,7 @@ def _run_lab(args: argparse.Namespace) -> int:
         ]
     if os.geteuid() == 0:  # CI machines and containers run as root; Jupyter refuses it otherwise
         argv.append("--allow-root")
-    argv += [a for a in args.jupyter_args if a != "--"]
-    os.execv(sys.executable, argv)
-    return 0  # not reached
+    os.execv(sys.executable, [*argv, *jupyter_args])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

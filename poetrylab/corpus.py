@@ -1,16 +1,20 @@
-"""The poem corpus: find, list and load the public-domain poems that the servers serve.
+"""The poem corpus: list and load the public-domain poems that the servers serve.
 
-Poems live in ``poems/`` at the top of the repository (``poetrylab/poems`` points there,
-and a built wheel carries a copy), one UTF-8 ``NAME.txt`` file each. Notebook 00 lists
-them; every server takes a poem by corpus name or by file path.
+The poems are package data, one UTF-8 ``NAME.txt`` file each in ``poetrylab/poems/``
+(``poems/`` at the top of the repository is a link to that directory, for readers), and
+are read with :mod:`importlib.resources`, so they load the same way from a checkout, an
+editable install, a wheel or Binder. Notebook 00 lists them; every server takes a poem
+by corpus name or by file path.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
-__all__ = ["Poem", "UnknownPoemError", "corpus_dir", "list_poems", "load_poem"]
+__all__ = ["Poem", "UnknownPoemError", "corpus_files", "list_poems", "load_poem"]
 
 
 class UnknownPoemError(LookupError):
@@ -19,10 +23,14 @@ class UnknownPoemError(LookupError):
 
 @dataclass(frozen=True)
 class Poem:
-    """One poem: its corpus name (or file stem), where it was read from, and its bytes."""
+    """One poem: its corpus name (or file stem), where it was read from, and its bytes.
+
+    ``path`` is the file the poem was read from, or None when the corpus is installed
+    somewhere that is not a directory on disk (a zipped package).
+    """
 
     name: str
-    path: Path
+    path: Path | None
     data: bytes
 
     @property
@@ -40,35 +48,45 @@ class Poem:
         return len(self.data)
 
 
-def corpus_dir() -> Path:
-    """Return the directory holding the corpus (inside the package, or the repository)."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "poems", here.parent / "poems"):
-        if candidate.is_dir() and any(candidate.glob("*.txt")):
-            return candidate
-    raise FileNotFoundError(
-        f"the poem corpus is missing: looked in {here / 'poems'} and {here.parent / 'poems'}; "
-        "reinstall poetrylab (pip install -e .)"
-    )
+def corpus_files() -> Traversable:
+    """Return the installed corpus directory (``poetrylab/poems``) as a resource Traversable.
+
+    Raises FileNotFoundError, saying how to repair the install, when it holds no poem.
+    """
+    corpus = files("poetrylab").joinpath("poems")
+    if not corpus.is_dir() or not any(_is_poem(entry) for entry in corpus.iterdir()):
+        raise FileNotFoundError(
+            f"the poem corpus is missing from the installed package ({corpus}): "
+            "reinstall poetrylab (pip install -e . from the repository, or make install)"
+        )
+    return corpus
+
+
+def _is_poem(entry: Traversable) -> bool:
+    return entry.name.endswith(".txt") and entry.is_file()
 
 
 def list_poems() -> list[str]:
     """Return the corpus names, sorted."""
-    return sorted(p.stem for p in corpus_dir().glob("*.txt"))
+    names = (e.name.removesuffix(".txt") for e in corpus_files().iterdir() if _is_poem(e))
+    return sorted(names)
 
 
 def load_poem(name_or_path: str | Path) -> Poem:
     """Load a poem by corpus name (``"raven"``) or by the path of a UTF-8 text file.
 
-    Raises :class:`UnknownPoemError`, naming the corpus, when it is neither.
+    A corpus name wins over a file of the same name in the current directory. Raises
+    :class:`UnknownPoemError`, naming the corpus, when it is neither.
     """
     text = str(name_or_path)
-    path = corpus_dir() / f"{text}.txt"
-    if not path.is_file():
-        path = Path(text).expanduser()
-    if not path.is_file():
+    resource = corpus_files().joinpath(f"{text}.txt")
+    if "/" not in text and "\\" not in text and resource.is_file():
+        path = resource if isinstance(resource, Path) else None
+        return Poem(name=text, path=path, data=resource.read_bytes())
+    file = Path(text).expanduser()
+    if not file.is_file():
         raise UnknownPoemError(
             f"no poem called {text!r}: use a corpus name ({', '.join(list_poems())}) "
             "or the path of a text file"
         )
-    return Poem(name=path.stem, path=path, data=path.read_bytes())
+    return Poem(name=file.stem, path=file, data=file.read_bytes())
