@@ -29,7 +29,7 @@ lab: $(STAMP)
 
 # The checks `make test` and `make test-latest` run, in the environment $(1).
 define run-tests
-	$(1)/bin/ruff check poetrylab tests twisted scripts docs/site
+	$(1)/bin/ruff check poetrylab tests twisted scripts notebooks/conftest.py
 	$(1)/bin/python -m pytest tests
 	$(1)/bin/python -m pytest --nbval notebooks $(SANITIZE)
 endef
