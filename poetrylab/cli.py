@@ -4,32 +4,46 @@ The command-line contract is stable (DESIGN.md); tests nobody here wrote rely on
 
 * ``poetrylab serve KIND [--port P] [--iface ADDR] [options]`` prints one line
   ``listening on HOST:PORT`` per listener (flushed), serves until SIGINT/SIGTERM, exits 0.
+  The kinds and their options come from :mod:`poetrylab.kinds`, the table the notebook
+  runtime reads too: this module only turns it into argparse options.
 * ``poetrylab get [--client MODEL] HOST:PORT...`` prints each poem and a report; exits 1
   with a one-line reason per failed server on stderr when any download failed.
-* ``poetrylab poems``, ``poetrylab bench ...``, ``poetrylab lab [jupyter args]``.
+* ``poetrylab transform NAME --server HOST:PORT [FILE]`` (notebook 06), ``poetrylab poems``,
+  ``poetrylab bench ...``, ``poetrylab lab [jupyter args]``.
 
-Bad arguments (an unknown poem, a port in use, a negative delay) give one line on stderr
-and exit status 2, never a traceback.
+Bad arguments (a port out of range, a negative delay, an unknown poem, a port in use)
+give one line on stderr and exit status 2, never a traceback: every number is checked by
+its argparse ``type`` as it is read.
+
+Start-up: importing this module costs only ``argparse``. ``poetrylab --help`` imports
+nothing more; each subcommand imports what it needs when it runs, and builds only its
+own options (``poetrylab serve slow`` reads the options of ``slow`` alone). Every
+command that runs a reactor begins Twisted's log first (:mod:`poetrylab._logging`), and
+is the outermost entry point, the one place that imports Twisted's global reactor.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
-from poetrylab.corpus import UnknownPoemError, list_poems, load_poem
-from poetrylab.download import Address, parse_address
+if TYPE_CHECKING:
+    from twisted.internet.defer import Deferred
 
-__all__ = ["main"]
+    from poetrylab._typing import ListeningPort
+    from poetrylab.download import Address
+    from poetrylab.kinds import Option, ServerKind
+
+__all__ = ["COMMANDS", "main"]
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 
 class UsageError(Exception):
@@ -43,172 +57,105 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-@dataclass(frozen=True)
-class ServeKind:
-    """A server kind for ``poetrylab serve``: a module with two functions.
+def _checked(read: Callable[[str], object]) -> Callable[[str], object]:
+    """An argparse ``type`` from a reader that raises ValueError saying what it accepts."""
 
-    ``configure(parser)`` adds the kind's options; ``start(reactor, args)`` starts
-    listening and returns the listening ports (or, for reactor-less servers, objects
-    with ``host``/``port`` and ``serve_forever``/``stop``).
+    def convert(text: str) -> object:
+        try:
+            return read(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
+
+
+@dataclass(frozen=True)
+class Command:
+    """One subcommand: its summary, how to add its options, how to run it.
+
+    ``configure(parser, argv)`` adds the options (``argv`` is what follows the command's
+    name, so ``serve`` can build the options of the one kind named there);
+    ``run(args)`` returns the exit status. ``intermixed`` parses options and positionals
+    in any order (``transform NAME --server H:P FILE``); ``parser`` holds extra
+    arguments for the subcommand's ArgumentParser.
     """
 
     summary: str
-    module: str
-    configure: str = "configure_serve_parser"
-    start: str = "start_serving"
-
-    def load(self, name: str) -> Callable[..., Any]:
-        return getattr(importlib.import_module(self.module), name)
+    configure: Callable[[argparse.ArgumentParser, Sequence[str]], None]
+    run: Callable[[argparse.Namespace], int]
+    intermixed: bool = False
+    parser: Mapping[str, Any] = field(default_factory=dict)
 
 
-SERVE_KINDS: dict[str, ServeKind] = {
-    "slow": ServeKind("Twisted server that sends a poem slowly (callLater)", "poetrylab.cli_serve"),
-    "blocking": ServeKind(
-        "plain-socket server, one client at a time",
-        "poetrylab.cli_serve",
-        configure="configure_blocking",
-        start="start_blocking",
-    ),
-    "fast": ServeKind(
-        "Twisted server that sends the whole poem at once",
-        "poetrylab.cli_serve",
-        configure="configure_fast",
-        start="start_fast",
-    ),
-    "transform": ServeKind(
-        "netstring transformation server (NAME.POEM in, transformed poem out)",
-        "poetrylab.services.transform",
-    ),
-    "proxy": ServeKind("caching poetry proxy in front of --upstream", "poetrylab.services.proxy"),
-    "tagged": ServeKind(
-        "line backend: tagged requests, many in flight, replies out of order",
-        "poetrylab.services.tagged",
-    ),
-    "xmlrpc": ServeKind(
-        "XML-RPC gateway (/RPC2) to a tagged backend over one connection",
-        "poetrylab.services.xmlrpc_gateway",
-    ),
-}
-
-# Subcommands that live in their own modules: name -> (module, summary).
-# Each module has configure_parser(parser) and run(args) -> int.
-COMMANDS: dict[str, tuple[str, str]] = {
-    "transform": ("poetrylab.services.transform", "send a poem to a transformation server"),
-    "bench": (
-        "poetrylab.bench.cli",
-        "compare blocking, threaded and asynchronous clients against N slow servers",
-    ),
-}
+# ---------------------------------------------------------------------------------------
+# serve
 
 
-def configure_serve_kind(parser: argparse.ArgumentParser, kind: str) -> None:
-    """Add the options of ``poetrylab serve KIND``: the ones every kind has, then its own.
-
-    The notebook runtime builds the same parser, so ``runtime.serve(kind, **options)``
-    takes exactly the command line's options.
-    """
-    parser.add_argument(
-        "--port",
-        type=int,
-        default=0,
-        help="port to listen on (0, the default, picks a free one)",
-    )
-    parser.add_argument(
-        "--iface",
-        default="127.0.0.1",
-        help="address to bind (default 127.0.0.1, loopback only)",
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log every connection")
-    spec = SERVE_KINDS[kind]
-    spec.load(spec.configure)(parser)
+def _add_option(parser: argparse.ArgumentParser, option: Option) -> None:
+    kwargs: dict[str, Any] = {
+        "type": _checked(option.type.from_text),
+        "help": option.help,
+        "metavar": option.metavar,
+    }
+    if option.positional:
+        parser.add_argument(option.name, nargs="?", default=option.default, **kwargs)
+    elif option.required:
+        parser.add_argument(option.flag, dest=option.name, required=True, **kwargs)
+    else:
+        parser.add_argument(option.flag, dest=option.name, default=option.default, **kwargs)
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number")
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0, not {text}")
-    return value
+def _configure_serve(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
+    from poetrylab.kinds import KINDS
 
-
-def build_parser() -> argparse.ArgumentParser:
-    """Build the full argument parser (every subcommand, every serve kind)."""
-    parser = _Parser(
-        prog="poetrylab",
-        description="Serve and download poems with Twisted and friends (the poetrylab course).",
-    )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    sub.required = True
-
-    serve = sub.add_parser("serve", help="run a poetry server until Ctrl-C / SIGTERM")
-    kinds = serve.add_subparsers(dest="kind", metavar="KIND", parser_class=_Parser)
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    kinds = parser.add_subparsers(dest="kind", metavar="KIND", parser_class=_Parser)
     kinds.required = True
-    for name, kind in SERVE_KINDS.items():
+    for name, kind in KINDS.items():
         p = kinds.add_parser(name, help=kind.summary, description=kind.summary)
-        configure_serve_kind(p, name)
-        p.set_defaults(serve_kind=name)
+        if name == chosen:  # only its options: reading them imports its module
+            for option in kind.options:
+                _add_option(p, option)
+            p.add_argument("-v", "--verbose", action="store_true", help="log every connection")
 
-    get = sub.add_parser("get", help="download poems from one or more servers")
-    from poetrylab.clients import MODELS
 
-    get.add_argument(
-        "--client",
-        default="deferred",
-        choices=sorted(MODELS),
-        metavar="MODEL",
-        help=f"client model: {', '.join(MODELS)} (default: deferred)",
-    )
-    get.add_argument(
-        "--timeout",
-        type=_positive_float,
-        default=30.0,
-        help="seconds allowed per poem (default 30)",
-    )
-    get.add_argument(
-        "-q", "--quiet", action="store_true", help="print only the report, not the poems"
-    )
-    get.add_argument("addresses", nargs="+", metavar="HOST:PORT", help="servers to download from")
+def cannot_listen(iface: str, port: int, error: object) -> str:
+    """One line saying why binding ``iface:port`` failed, with what to do when it is taken."""
+    import errno
 
-    sub.add_parser("poems", help="list the poem corpus")
-
-    # Every argument of `poetrylab lab`, --port and --help included, is JupyterLab's: a
-    # prefix character nobody types leaves this parser no options of its own to match.
-    lab = sub.add_parser(
-        "lab", help="start JupyterLab on the course notebooks", add_help=False, prefix_chars="\0"
-    )
-    lab.add_argument("jupyter_args", nargs="*", help="passed on to JupyterLab")
-
-    for name, (module, summary) in COMMANDS.items():
-        p = sub.add_parser(name, help=summary, description=summary)
-        importlib.import_module(module).configure_parser(p)
-    return parser
+    if getattr(error, "errno", None) == errno.EADDRINUSE:
+        reason = "address already in use (pick another --port, or 0 for a free one)"
+    else:
+        reason = getattr(error, "strerror", None) or str(error)
+    return f"cannot listen on {iface}:{port}: {reason}"
 
 
 def _run_serve(args: argparse.Namespace) -> int:
-    from poetrylab._logging import configure_cli_logging
+    from poetrylab._logging import begin_cli_logging
 
-    configure_cli_logging(args.verbose)
-    kind = SERVE_KINDS[args.serve_kind]
-    if args.serve_kind == "blocking":
-        return _run_blocking(kind, args)
-
-    from twisted.internet import reactor
+    begin_cli_logging(args.verbose)
     from twisted.internet.error import CannotListenError
 
-    from poetrylab.cli_serve import cannot_listen
+    from poetrylab.download import Address
+    from poetrylab.kinds import lookup
+
+    kind = lookup(args.kind)
+    values = kind.values((), {o.name: getattr(args, o.name) for o in kind.options})
+    if not kind.needs_reactor:
+        return _serve_blocking(kind, values)
+
+    from twisted.internet import reactor
 
     try:
-        ports = kind.load(kind.start)(reactor, args)
+        listeners = kind.start(reactor, values)
     except CannotListenError as exc:
         raise UsageError(cannot_listen(exc.interface or "*", exc.port, exc.socketError))
 
     def announce() -> None:
         # Only once running: by then reactor.run() has installed its SIGINT/SIGTERM handlers,
         # so a signal sent the moment this line is read stops the server cleanly (exit 0).
-        for port in ports:
-            host = port.getHost()
+        for listener in listeners:
+            host = cast("ListeningPort", listener).getHost()
             print(f"listening on {Address(host.host, host.port)}", flush=True)
 
     reactor.callWhenRunning(announce)
@@ -216,8 +163,17 @@ def _run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_blocking(kind: ServeKind, args: argparse.Namespace) -> int:
-    server = kind.load(kind.start)(None, args)
+def _serve_blocking(kind: ServerKind, values: Mapping[str, Any]) -> int:
+    from twisted.internet.error import CannotListenError
+
+    from poetrylab.download import Address
+    from poetrylab.servers import BlockingPoetryServer
+
+    try:
+        [server] = kind.start(None, values)
+    except CannotListenError as exc:
+        raise UsageError(cannot_listen(exc.interface or "*", exc.port, exc.socketError))
+    assert isinstance(server, BlockingPoetryServer)
 
     def stop(signum: int, frame: object) -> None:
         server.request_stop()
@@ -229,38 +185,185 @@ def _run_blocking(kind: ServeKind, args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------
+# get
+
+
+def _positive_seconds(text: str) -> float:
+    from poetrylab.kinds import Seconds
+
+    return Seconds(above=True).from_text(text)
+
+
+def _address(text: str) -> Address:
+    from poetrylab.download import parse_address
+
+    return parse_address(text)
+
+
+def _configure_get(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
+    from poetrylab.clients import MODELS
+
+    parser.add_argument(
+        "--client",
+        default="deferred",
+        choices=sorted(MODELS),
+        metavar="MODEL",
+        help=f"client model: {', '.join(MODELS)} (default: deferred)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_checked(_positive_seconds),
+        default=30.0,
+        help="seconds allowed per poem (default 30)",
+    )
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="print only the report, not the poems"
+    )
+    parser.add_argument(
+        "addresses", nargs="+", type=_checked(_address), metavar="HOST:PORT",
+        help="servers to download from",
+    )  # fmt: skip
+
+
 def _run_get(args: argparse.Namespace) -> int:
+    from poetrylab._logging import begin_cli_logging
+
+    begin_cli_logging()
     from poetrylab.clients import fetch
 
     try:
-        addresses = [parse_address(a) for a in args.addresses]
-    except ValueError as exc:
-        raise UsageError(str(exc))
-    try:
-        downloads = fetch(args.client, addresses, timeout=args.timeout)
+        downloads = fetch(args.client, args.addresses, timeout=args.timeout)
     except RuntimeError as exc:  # the one-shot reactor stopped early (Ctrl-C while downloading)
         print(f"poetrylab get: error: {exc}", file=sys.stderr)
         return 1
-    for d in downloads:
-        if d.ok and not args.quiet:
-            text = d.text
-            sys.stdout.write(text if text.endswith("\n") else text + "\n")
-    for d in downloads:
-        if d.ok:
-            print(d.summary())
-    sys.stdout.flush()
+    out = sys.stdout
+    if not args.quiet:
+        for d in downloads:
+            if d.ok:
+                text = d.text
+                out.write(text if text.endswith("\n") else text + "\n")
+    out.write("".join(f"{d.summary()}\n" for d in downloads if d.ok))
+    out.flush()
     failed = [d for d in downloads if not d.ok]
     for d in failed:
         print(f"poetrylab get: {d.address}: {d.error}", file=sys.stderr)
     return 1 if failed else 0
 
 
+# ---------------------------------------------------------------------------------------
+# transform (the client of notebook 06)
+
+
+def _transform_name(text: str) -> str:
+    if not text or "." in text or not text.isascii() or not text.isprintable():
+        raise ValueError(f"{text!r} cannot be sent as a transform name (ASCII, no '.')")
+    return text
+
+
+def _configure_transform(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
+    parser.add_argument(
+        "name", metavar="NAME", type=_checked(_transform_name),
+        help="the transform to apply (built in: cummingsify, refrain, scan, spoonerize, "
+             "upside_down)",
+    )  # fmt: skip
+    parser.add_argument(
+        "file", metavar="FILE", nargs="?", default="-",
+        help="the poem to send (default: read standard input)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--server", required=True, metavar="HOST:PORT", type=_checked(_address),
+        help="the transformation server (see `poetrylab serve transform`)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--timeout", type=_checked(_positive_seconds), default=10.0,
+        help="seconds to wait (default 10)",
+    )  # fmt: skip
+
+
+def _run_transform(args: argparse.Namespace) -> int:
+    """Send the poem, print the transformed poem; exit 1 with a one-line reason on failure."""
+    if args.file == "-":
+        poem = sys.stdin.read()
+    else:
+        try:
+            poem = Path(args.file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"cannot read {args.file}: {exc}")
+    from poetrylab._logging import begin_cli_logging
+
+    begin_cli_logging()
+    from twisted.internet.task import react
+
+    try:
+        react(_transform_main, (args.server, args.name, poem, args.timeout))
+    except SystemExit as done:  # react() always ends with sys.exit(status)
+        return done.code if isinstance(done.code, int) else 1
+
+
+def _transform_main(
+    reactor: Any, address: Address, name: str, poem: str, timeout: float
+) -> Deferred[None]:
+    """What ``task.react`` runs: ask, print the reply; fail with ``SystemExit(status)``."""
+    from twisted.internet import defer, error
+
+    from poetrylab.services.transform import transform_poem
+
+    d = transform_poem(reactor, address, name, poem, timeout)
+    # Ctrl-C or SIGTERM stops the reactor: cancel, so react() hears how it ended.
+    reactor.addSystemEventTrigger("before", "shutdown", d.cancel)
+
+    def printed(result: str) -> None:
+        sys.stdout.write(result if result.endswith("\n") else result + "\n")
+        sys.stdout.flush()
+
+    def failed(failure: Any) -> NoReturn:
+        problem = failure.value
+        if isinstance(problem, defer.CancelledError):
+            print("poetrylab transform: interrupted", file=sys.stderr)
+            raise SystemExit(EXIT_INTERRUPTED)
+        reason = str(problem) or type(problem).__name__
+        if isinstance(problem, defer.TimeoutError | error.TimeoutError):
+            reason = f"no reply from {address} within {timeout:g} s"
+        print(f"poetrylab transform: {address}: {reason}", file=sys.stderr)
+        raise SystemExit(1)
+
+    return d.addCallbacks(printed, failed)
+
+
+# ---------------------------------------------------------------------------------------
+# poems, bench, lab
+
+
+def _configure_nothing(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
+    pass
+
+
 def _run_poems(args: argparse.Namespace) -> int:
-    width = max(len(n) for n in list_poems())
-    for name in list_poems():
+    from poetrylab.corpus import list_poems, load_poem
+
+    names = list_poems()
+    width = max(len(n) for n in names)
+    for name in names:
         poem = load_poem(name)
         print(f"{name:<{width}}  {len(poem):>5} bytes  {poem.title}")
     return 0
+
+
+def _configure_bench(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
+    from poetrylab.bench.cli import configure_parser
+
+    configure_parser(parser)
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    from poetrylab.bench.cli import run
+
+    return run(args)
+
+
+def _configure_lab(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
+    parser.add_argument("jupyter_args", nargs="*", help="passed on to JupyterLab")
 
 
 LAB_HELP = """\
@@ -307,26 +410,72 @@ def _run_lab(args: argparse.Namespace) -> NoReturn:
     os.execv(sys.executable, [*argv, *jupyter_args])
 
 
+COMMANDS: dict[str, Command] = {
+    "serve": Command("run a poetry server until Ctrl-C / SIGTERM", _configure_serve, _run_serve),
+    "get": Command("download poems from one or more servers", _configure_get, _run_get),
+    "poems": Command("list the poem corpus", _configure_nothing, _run_poems),
+    # Every argument of `poetrylab lab`, --port and --help included, is JupyterLab's: a
+    # prefix character nobody types leaves this parser no options of its own to match.
+    "lab": Command(
+        "start JupyterLab on the course notebooks", _configure_lab, _run_lab,
+        parser={"add_help": False, "prefix_chars": "\0"},
+    ),
+    "transform": Command(
+        "send a poem to a transformation server", _configure_transform, _run_transform,
+        intermixed=True,
+    ),
+    "bench": Command(
+        "compare blocking, threaded and asynchronous clients against N slow servers",
+        _configure_bench, _run_bench,
+    ),
+}  # fmt: skip
+"""Every subcommand, in the order ``poetrylab --help`` lists them."""
+
+
+def _commands_parser() -> _Parser:
+    """The top-level parser: it lists the commands; each one parses its own arguments."""
+    parser = _Parser(
+        prog="poetrylab",
+        description="Serve and download poems with Twisted and friends (the poetrylab course).",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for name, command in COMMANDS.items():
+        sub.add_parser(name, help=command.summary, add_help=False)
+    return parser
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """Parse a command line (without the program name); exit 2 with one line if it is bad.
+
+    Only the named command's parser is built, and only its modules are imported.
+    """
+    if not argv or argv[0] not in COMMANDS:
+        _commands_parser().parse_args(argv)  # prints help, or one line and exits 2
+        raise AssertionError("unreachable: a command name is required")
+    name, rest = argv[0], list(argv[1:])
+    command = COMMANDS[name]
+    parser = _Parser(prog=f"poetrylab {name}", description=command.summary, **dict(command.parser))
+    command.configure(parser, rest)
+    parse = parser.parse_intermixed_args if command.intermixed else parser.parse_args
+    args = parse(rest)
+    args.command = name
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``poetrylab`` command; return its exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    runners: dict[str, Callable[[argparse.Namespace], int]] = {
-        "serve": _run_serve,
-        "get": _run_get,
-        "poems": _run_poems,
-        "lab": _run_lab,
-    }
+    args = parse_args(list(sys.argv[1:] if argv is None else argv))
+    from poetrylab.corpus import UnknownPoemError
+
     try:
-        if args.command in runners:
-            return runners[args.command](args)
-        return importlib.import_module(COMMANDS[args.command][0]).run(args)
+        return COMMANDS[args.command].run(args)
     except (UsageError, UnknownPoemError, ValueError) as exc:
         print(f"poetrylab {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"poetrylab {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -69,9 +69,9 @@ def test_port_in_use_is_a_one_line_error_with_status_two(kind: str) -> None:
     ("args", "says"),
     [
         (["serve", "slow", "no-such-poem"], "no poem called 'no-such-poem'"),
-        (["serve", "slow", "raven", "--delay", "-1"], "delay must be"),
-        (["serve", "blocking", "raven", "--num-bytes", "0"], "num_bytes must be"),
-        (["serve", "slow", "raven", "--delay", "soon"], "invalid float value"),
+        (["serve", "slow", "raven", "--delay", "-1"], "argument --delay: must be"),
+        (["serve", "blocking", "raven", "--num-bytes", "0"], "argument --num-bytes: must be"),
+        (["serve", "slow", "raven", "--delay", "soon"], "not 'soon'"),
         (["serve", "nosuchkind"], "invalid choice"),
         (["get", "not-an-address"], "not an address"),
         (["get", "--client", "telepathy", "127.0.0.1:1"], "invalid choice"),
@@ -206,7 +206,7 @@ def test_serve_without_a_poem_serves_the_raven() -> None:
 def test_cannot_listen_names_the_address_and_says_in_use_only_for_eaddrinuse() -> None:
     import errno
 
-    from poetrylab.cli_serve import cannot_listen
+    from poetrylab.cli import cannot_listen
 
     in_use = OSError(errno.EADDRINUSE, "Address already in use")
     assert cannot_listen("127.0.0.1", 9800, in_use) == (

@@ -7,6 +7,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
 from poetrylab.servers import PoetryFactory, poem_duration
+from poetrylab.testing import drain
 
 POEM = b"0123456789" * 3 + b"tail"  # 34 bytes
 
@@ -58,7 +59,7 @@ def test_client_hangup_cancels_pending_write() -> None:
 def test_fast_server_writes_everything_and_closes() -> None:
     factory = PoetryFactory(POEM, Clock(), delay=None)
     _, transport = _connect(factory)
-    assert transport.value() == POEM
+    assert drain(transport) == POEM
     assert transport.disconnecting
 
 

@@ -11,27 +11,41 @@ from poetrylab.services.figures import Span, draw_netstring, draw_outcomes, draw
 
 
 def test_netstring_picture_labels_every_part_of_a_request() -> None:
-    fig = draw_netstring(b"17:cummingsify.Tyger,")
+    picture = draw_netstring(b"17:cummingsify.Tyger,")
+    fig = picture.figure
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert texts[:1] == ["17"] and "cummingsify" in texts and "Tyger" in texts
     assert "17 bytes of payload" in fig.axes[0].get_title()
+    assert picture.text.splitlines()[1] == (
+        "'17' (length: bytes that follow); ':'; 'cummingsify' (transform name); '.'; "
+        "'Tyger' (the poem (UTF-8)); ',' (end)"
+    )
     with pytest.raises(ValueError, match="not a netstring"):
         draw_netstring(b"cummingsify.Tyger")
     with pytest.raises(ValueError, match="announces 16 bytes but holds 17"):
         draw_netstring(b"16:cummingsify.Tyger,")
 
 
-def test_outcomes_picture_counts_successes_and_failures() -> None:
-    fig = draw_outcomes([True, False, True], "three calls")
+def test_outcomes_picture_counts_successes_and_failures_and_marks_each_without_colour() -> None:
+    picture = draw_outcomes([True, False, True], "three calls")
+    fig = picture.figure
     assert "2 × callback" in fig.axes[0].get_title()
     assert "1 × errback" in fig.axes[0].get_title()
+    assert [t.get_text() for t in fig.axes[0].texts] == ["1\n✓", "2\n✗", "3\n✓"]
+    assert picture.text.splitlines()[-1] == "1:ok 2:failed 3:ok"
 
 
 def test_spans_picture_has_a_row_per_span_and_per_group_caption() -> None:
     spans = [Span("a", 1.0, 2.0), Span("b", 1.5, 1.6, ok=False, note="late")]
-    fig = draw_spans(spans, "two", groups=[("first", 1), ("second", 1)])
-    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    picture = draw_spans(spans, "two", groups=[("first", 1), ("second", 1)])
+    labels = [t.get_text() for t in picture.figure.axes[0].get_yticklabels()]
     assert labels == ["first", "a", "second", "b"]
+    assert picture.text.splitlines()[2:] == ["first:", "  a: ok", "second:", "  b: failed (late)"]
+    notes = [t.get_text() for t in picture.figure.axes[0].texts]
+    assert notes == ["  failed: late"], "a failed bar says so in words, not only in red"
+    data, metadata = picture._repr_mimebundle_()
+    assert data["image/png"] and metadata["image/png"]["width"] > 0
+    assert not any(c.isdigit() for c in picture.text), "no timings: the stored text must not vary"
     with pytest.raises(ValueError):
         draw_spans([], "nothing")
 

@@ -350,7 +350,7 @@ def test_cli_serve_xmlrpc_prints_the_xmlrpc_listener_first_then_its_own_backend(
     [
         (["serve", "proxy"], "--upstream"),
         (["serve", "proxy", "--upstream", "nowhere"], "not an address"),
-        (["serve", "tagged", "--delay", "-1"], "delay must be"),
+        (["serve", "tagged", "--delay", "-1"], "argument --delay: must be"),
         (["serve", "transform", "--max-bytes", "1"], "--max-bytes"),
         (["transform", "scan"], "--server"),
     ],

@@ -15,6 +15,7 @@ from twisted.python.failure import Failure
 from poetrylab.download import Address, Download
 from poetrylab.services._sharing import SharedOutcome
 from poetrylab.services.proxy import PoetryProxyFactory, ProxyService
+from poetrylab.testing import drain
 
 POEM = b"Tyger Tyger, burning bright\n"
 
@@ -161,9 +162,9 @@ def connect(service: Any) -> tuple[Any, StringTransport]:
 def test_protocol_writes_the_poem_and_closes_when_the_fetch_arrives() -> None:
     service, upstream, _ = make_service()
     _, transport = connect(service)
-    assert transport.value() == b""
+    assert drain(transport) == b""
     upstream.fetches[0].callback(POEM)
-    assert transport.value() == POEM and transport.disconnecting
+    assert drain(transport) == POEM and transport.disconnecting
 
 
 def test_protocol_works_with_a_synchronous_service_through_maybe_deferred() -> None:
@@ -172,14 +173,14 @@ def test_protocol_works_with_a_synchronous_service_through_maybe_deferred() -> N
             return POEM
 
     _, transport = connect(DictService())
-    assert transport.value() == POEM and transport.disconnecting
+    assert drain(transport) == POEM and transport.disconnecting
 
 
 def test_upstream_failure_closes_the_client_without_a_byte_and_caches_nothing() -> None:
     service, upstream, _ = make_service()
     _, transport = connect(service)
     upstream.fetches[0].errback(ConnectionResetError("upstream died mid-poem"))
-    assert transport.value() == b"" and transport.disconnecting
+    assert drain(transport) == b"" and transport.disconnecting
     assert service.cached is None
 
 
@@ -197,4 +198,4 @@ def test_client_leaving_keeps_the_fetch_going_for_another_client() -> None:
     leaving.connectionLost(Failure(ConnectionDone()))
     assert upstream.cancelled == 0
     upstream.fetches[0].callback(POEM)
-    assert staying.value() == POEM
+    assert drain(staying) == POEM

@@ -211,7 +211,7 @@ def test_a_client_hanging_up_cancels_its_requests_in_flight() -> None:
     clock = Clock()
     proto, transport = serve(TaggedBackendFactory(backend(clock, delay=1.0)))
     proto.dataReceived(b"1 list_poems\n2 add [1,2]\n")
-    assert len(clock.getDelayedCalls()) == 2
+    assert len(clock.getDelayedCalls()) == 3  # two requests at work, and the idle timer
     proto.connectionLost(Failure(ConnectionLost()))
     assert clock.getDelayedCalls() == []
     clock.advance(2)

@@ -31,6 +31,7 @@ from poetrylab.services.transform import (
     transform_poem,
     upside_down,
 )
+from poetrylab.testing import drain
 
 
 def netstring(data: bytes) -> bytes:
@@ -207,7 +208,7 @@ def test_parse_request_refuses_malformed_requests(request_bytes: bytes) -> None:
 def test_protocol_replies_with_one_netstring_then_closes() -> None:
     proto, transport = serve(make_factory())
     proto.dataReceived(netstring(b"cummingsify.HELLO World"))
-    assert transport.value() == netstring(b"hello world")
+    assert drain(transport) == netstring(b"hello world")
     assert transport.disconnecting
 
 
@@ -215,7 +216,7 @@ def test_protocol_accepts_a_request_split_across_many_reads() -> None:
     proto, transport = serve(make_factory())
     for byte in netstring("upside_down.a\nb\nü".encode()):
         proto.dataReceived(bytes([byte]))
-    assert transport.value() == netstring("ü\nb\na".encode())
+    assert drain(transport) == netstring("ü\nb\na".encode())
 
 
 @pytest.mark.parametrize(
@@ -237,7 +238,7 @@ def test_bad_requests_close_the_connection_without_a_reply_and_are_logged(
     proto, transport = serve(make_factory())
     with caplog.at_level(logging.WARNING, logger="poetrylab.services.transform"):
         proto.dataReceived(data)
-    assert transport.value() == b""
+    assert drain(transport) == b""
     assert transport.disconnecting
     assert caplog.records, "the refusal is logged"
 
@@ -245,7 +246,7 @@ def test_bad_requests_close_the_connection_without_a_reply_and_are_logged(
 def test_a_request_over_max_request_is_refused_before_it_is_all_read() -> None:
     proto, transport = serve(make_factory(max_request=100))
     proto.dataReceived(b"101:")
-    assert transport.disconnecting and transport.value() == b""
+    assert transport.disconnecting and drain(transport) == b""
 
 
 def test_a_transform_that_raises_is_contained_and_the_next_client_is_served() -> None:
@@ -258,10 +259,10 @@ def test_a_transform_that_raises_is_contained_and_the_next_client_is_served() ->
     factory = make_factory(registry)
     proto, transport = serve(factory)
     proto.dataReceived(netstring(b"explode.poem"))
-    assert transport.value() == b"" and transport.disconnecting
+    assert drain(transport) == b"" and transport.disconnecting
     proto2, transport2 = serve(factory)
     proto2.dataReceived(netstring(b"cummingsify.OK"))
-    assert transport2.value() == netstring(b"ok")
+    assert drain(transport2) == netstring(b"ok")
 
 
 def test_a_failing_domain_transform_closes_without_a_reply() -> None:
@@ -269,7 +270,7 @@ def test_a_failing_domain_transform_closes_without_a_reply() -> None:
     registry.register("refrain", Refrain(seed=0, failure_rate=1.0))
     proto, transport = serve(make_factory(registry))
     proto.dataReceived(netstring(b"refrain.a poem"))
-    assert transport.value() == b"" and transport.disconnecting
+    assert drain(transport) == b"" and transport.disconnecting
 
 
 def test_a_transform_that_runs_too_long_is_cut_off_after_the_timeout() -> None:
@@ -280,7 +281,7 @@ def test_a_transform_that_runs_too_long_is_cut_off_after_the_timeout() -> None:
     proto.dataReceived(netstring(b"slow.poem"))
     assert not transport.disconnecting
     clock.advance(3.0)
-    assert transport.disconnecting and transport.value() == b""
+    assert transport.disconnecting and drain(transport) == b""
 
 
 def test_client_hanging_up_cancels_the_transform() -> None:
@@ -296,7 +297,7 @@ def test_client_hanging_up_cancels_the_transform() -> None:
 def test_only_the_first_request_on_a_connection_is_answered() -> None:
     proto, transport = serve(make_factory())
     proto.dataReceived(netstring(b"cummingsify.A") + netstring(b"cummingsify.B"))
-    assert transport.value() == netstring(b"a")
+    assert drain(transport) == netstring(b"a")
 
 
 def test_a_silent_client_is_dropped_after_the_idle_timeout() -> None:
@@ -306,7 +307,7 @@ def test_a_silent_client_is_dropped_after_the_idle_timeout() -> None:
     proto, transport = serve(factory)
     proto.dataReceived(b"5:he")
     clock.advance(10.0)
-    assert transport.value() == b""
+    assert drain(transport) == b""
     assert transport.disconnecting or getattr(transport, "disconnected", False)
 
 
@@ -322,7 +323,7 @@ def test_client_protocol_sends_the_request_and_fires_with_the_reply() -> None:
     proto = TransformClientProtocol("cummingsify", "Über ALLES")
     transport = StringTransport()
     proto.makeConnection(transport)
-    assert transport.value() == netstring("cummingsify.Über ALLES".encode())
+    assert drain(transport) == netstring("cummingsify.Über ALLES".encode())
     results: list[str] = []
     proto.reply.addCallback(results.append)
     proto.dataReceived(netstring("über alles".encode()))

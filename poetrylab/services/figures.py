@@ -1,26 +1,31 @@
 """Pictures for the services notebooks (06, 07, 13): a netstring's parts, outcomes, spans.
 
 Green is success (a callback ran), red is failure (an errback ran), as in every Deferred
-diagram of the course; fonts are large enough for a projector. Each function returns a
-figure that shows itself in a notebook; draw in the main thread, not in the reactor's.
+diagram of the course, and never colour alone: each picture also says it in words
+(a count, "failed" after a bar). Fonts are large enough for a projector. Each function
+returns a :class:`~poetrylab.pictures.Picture` (a PNG, and text saying what it shows, with
+no timings in it so a stored notebook output stays the same); its matplotlib figure is
+``.figure``. Draw in the main thread, not in the reactor's.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 import matplotlib as mpl
+from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from matplotlib.typing import RcKeyType
 
-from poetrylab.bench.figures import ShownFigure
+from poetrylab.pictures import Picture
 from poetrylab.tracing._style import COLORS
 
 __all__ = ["Span", "draw_netstring", "draw_outcomes", "draw_spans"]
 
-_RC = {
+_RC: dict[RcKeyType, Any] = {
     "font.size": 16,
     "axes.titlesize": 19,
     "axes.titleweight": "bold",
@@ -35,8 +40,12 @@ GREEN, RED, GREY = COLORS["callback"], COLORS["errback"], COLORS["passthru"]
 BLUE, INK = COLORS["step"], COLORS["ink"]
 
 
+_DPI = 80
+"""Display pixels per inch: the figures are drawn at slide size, 12-14 inches wide."""
+
+
 @contextmanager
-def _style() -> Any:
+def _style() -> Iterator[None]:
     with mpl.rc_context(_RC):
         yield
 
@@ -45,7 +54,9 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def draw_netstring(frame: bytes, title: str = "One request: a netstring around NAME.POEM") -> Any:
+def draw_netstring(
+    frame: bytes, title: str = "One request: a netstring around NAME.POEM"
+) -> Picture:
     """Draw the parts of a transform request: the length, ``:``, the name, ``.``, the poem,
     ``,``. Raises ValueError when ``frame`` is not one well-formed netstring."""
     length, colon, rest = frame.partition(b":")
@@ -65,7 +76,7 @@ def draw_netstring(frame: bytes, title: str = "One request: a netstring around N
     ]
     widths = [max(1.0, len(text) * 0.62 + 0.6) for text, _, _ in parts]
     with _style():
-        fig = ShownFigure(figsize=(14, 2.6), layout="constrained")
+        fig = Figure(figsize=(14, 2.6), layout="constrained")
         ax = fig.add_subplot()
         x = 0.0
         for (text, colour, label), width in zip(parts, widths, strict=True):
@@ -93,7 +104,11 @@ def draw_netstring(frame: bytes, title: str = "One request: a netstring around N
         ax.set_ylim(-0.95, 1.1)
         ax.set_axis_off()
         ax.set_title(f"{title}: {len(payload)} bytes of payload")
-    return fig
+    words = "; ".join(
+        f"{text!r} ({label.replace(chr(10), ' ')})" if label else repr(text)
+        for text, _, label in parts
+    )
+    return Picture(fig, f"{title}: {len(payload)} bytes of payload\n{words}", dpi=_DPI)
 
 
 def draw_outcomes(
@@ -102,11 +117,12 @@ def draw_outcomes(
     success: str = "callback: the new poem",
     failure: str = "errback: refused",
     per_row: int = 10,
-) -> Any:
-    """One square per call, numbered in order: green when it succeeded, red when not."""
+) -> Picture:
+    """One square per call, numbered in order: green and ✓ when it succeeded, red and ✗
+    when not."""
     rows = max(1, math.ceil(len(outcomes) / per_row))
     with _style():
-        fig = ShownFigure(figsize=(12, 1.3 + 1.1 * rows), layout="constrained")
+        fig = Figure(figsize=(12, 1.3 + 1.1 * rows), layout="constrained")
         ax = fig.add_subplot()
         for i, ok in enumerate(outcomes):
             row, col = divmod(i, per_row)
@@ -115,20 +131,23 @@ def draw_outcomes(
             ax.text(
                 col + 0.45,
                 -row + 0.45,
-                str(i + 1),
+                f"{i + 1}\n{'✓' if ok else '✗'}",  # the mark says it without colour
                 ha="center",
                 va="center",
                 color="white",
                 fontsize=15,
                 fontweight="bold",
+                linespacing=1.1,
             )
         ax.set_xlim(-0.1, per_row)
         ax.set_ylim(-rows + 0.8, 1.0)
         ax.set_aspect("equal")
         ax.set_axis_off()
         good = sum(outcomes)
-        ax.set_title(f"{title}\n{good} × {success}, {len(outcomes) - good} × {failure}")
-    return fig
+        counts = f"{good} × {success}, {len(outcomes) - good} × {failure}"
+        ax.set_title(f"{title}\n{counts}")
+    calls = " ".join(f"{i}:{'ok' if ok else 'failed'}" for i, ok in enumerate(outcomes, 1))
+    return Picture(fig, f"{title}\n{counts}\n{calls}", dpi=_DPI)
 
 
 class Span(NamedTuple):
@@ -147,8 +166,9 @@ def draw_spans(
     title: str,
     xlabel: str = "seconds since the first start",
     groups: Sequence[tuple[str, int]] = (),
-) -> Any:
-    """One horizontal bar per span (green ok, red failed), top to bottom in the given order.
+) -> Picture:
+    """One horizontal bar per span (green ok; red, hatched and marked "failed" when it
+    failed), top to bottom in the given order.
 
     ``groups`` names consecutive runs of spans, ``(caption, count)``: each caption gets a
     row of its own above its spans.
@@ -167,7 +187,7 @@ def draw_spans(
             rows.append(captions[i])
         rows.append(span)
     with _style():
-        fig = ShownFigure(figsize=(13, 1.5 + 0.45 * len(rows)), layout="constrained")
+        fig = Figure(figsize=(13, 1.5 + 0.45 * len(rows)), layout="constrained")
         ax = fig.add_subplot()
         labels = []
         for y, row in enumerate(rows):
@@ -177,9 +197,13 @@ def draw_spans(
             labels.append(row.label)
             start, end = row.start - origin, row.end - origin
             colour = GREEN if row.ok else RED
-            ax.barh(y, max(end - start, 0.002), left=start, height=0.6, color=colour, alpha=0.85)
-            if row.note:
-                ax.text(end, y, f"  {row.note}", va="center", ha="left", fontsize=13, color=INK)
+            ax.barh(
+                y, max(end - start, 0.002), left=start, height=0.6, color=colour, alpha=0.85,
+                hatch="" if row.ok else "//", edgecolor="white",
+            )  # fmt: skip
+            note = row.note if row.ok else f"failed{': ' + row.note if row.note else ''}"
+            if note:
+                ax.text(end, y, f"  {note}", va="center", ha="left", fontsize=13, color=INK)
         ax.set_yticks(range(len(rows)), labels)
         for tick, row in zip(ax.get_yticklabels(), rows, strict=True):
             if isinstance(row, str):
@@ -191,4 +215,11 @@ def draw_spans(
         longest = max(s.end for s in spans) - origin
         ax.set_xlim(0, longest * 1.35 + 0.01)
         ax.set_title(title)
-    return fig
+    described = [title, f"x: {xlabel}"]
+    for row in rows:
+        if isinstance(row, str):
+            described.append(f"{row}:")
+        else:
+            note = f" ({row.note})" if row.note else ""
+            described.append(f"  {row.label}: {'ok' if row.ok else 'failed'}{note}")
+    return Picture(fig, "\n".join(described), dpi=_DPI)

@@ -27,23 +27,25 @@ connection is closed, since the rest of such a line cannot be told from a new on
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
 import random
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from twisted.internet import defer, interfaces
 from twisted.internet.defer import CancelledError, Deferred, fail, maybeDeferred, succeed
 from twisted.internet.endpoints import connectProtocol
+from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import ServerFactory, connectionDone
 from twisted.internet.task import deferLater
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
+from poetrylab._connections import BACKLOG, ClockedTimeoutMixin, peer_of
 from poetrylab.clients._common import client_endpoint
 from poetrylab.download import Address, parse_address
 from poetrylab.services._sharing import SharedOutcome
@@ -53,6 +55,11 @@ from poetrylab.services.transform import (
     UnknownTransformError,
     default_registry,
 )
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
+
+    from poetrylab._typing import ListeningPort, ReactorTime, TCPTransport, TimeTCPReactor
 
 __all__ = [
     "BackendError",
@@ -82,8 +89,14 @@ DEFAULT_MAX_REPLY = 16 * 1024 * 1024
 DEFAULT_MAX_IN_FLIGHT = 1000
 """Most requests one connection may have in flight before it gets ``busy`` errors."""
 
+DEFAULT_IDLE_TIMEOUT = 300.0
+"""Seconds a backend connection may stay open with nothing in flight and no traffic."""
+
 DEFAULT_CALL_TIMEOUT = 10.0
+"""Seconds :meth:`TaggedClient.call` waits for a reply."""
+
 DEFAULT_CONNECT_TIMEOUT = 5.0
+"""Seconds :class:`TaggedClient` waits for its connection."""
 
 # Error codes carried in ``TAG error {"code": ..., "message": ...}``.
 BAD_REQUEST = "bad-request"
@@ -223,19 +236,11 @@ def parse_reply(line: bytes) -> tuple[str, Any, BackendError | None]:
     return tag, None, BackendError(INTERNAL, f"unreadable error payload: {str(payload)[:80]}")
 
 
-def _no_delay(transport: Any) -> None:
+def _no_delay(transport: object) -> None:
     # Many small lines in flight on one connection: without TCP_NODELAY, Nagle's algorithm
     # holds each line back until the previous one is acknowledged (up to ~40 ms).
     if interfaces.ITCPTransport.providedBy(transport):
         transport.setTcpNoDelay(True)
-
-
-def _peer(transport: Any) -> str:
-    try:
-        peer = transport.getPeer()
-        return f"{peer.host}:{peer.port}"
-    except Exception:
-        return "?"
 
 
 # ---------------------------------------------------------------------------------------
@@ -271,7 +276,7 @@ class PoetryBackend:
 
     def __init__(
         self,
-        reactor: Any,
+        reactor: ReactorTime,
         poems: Mapping[str, str] | None = None,
         transforms: TransformService | None = None,
         delay: float = 0.0,
@@ -314,7 +319,7 @@ class PoetryBackend:
         self.handled += 1
         wait = self.delay + (self._rng.uniform(0, self.jitter) if self.jitter else 0.0)
         if wait > 0:
-            return deferLater(self.reactor, wait, function, *args)
+            return deferLater(cast("IReactorTime", self.reactor), wait, function, *args)
         return maybeDeferred(function, *args)
 
     def add(self, a: Any, b: Any) -> float | int:
@@ -343,42 +348,60 @@ class PoetryBackend:
 
 
 def _transform_error(failure: Failure, name: str) -> Failure:
-    if failure.check(CancelledError, BackendError):
+    problem = failure.value
+    if isinstance(problem, CancelledError | BackendError):
         return failure
-    if failure.check(UnknownTransformError):
-        error = BackendError(NOT_FOUND, f"no transform called {name[:60]!r}")
-    elif failure.check(defer.TimeoutError):
-        error = BackendError(TIMEOUT, f"transform {name!r} took too long")
-    elif failure.check(TransformError):
-        error = BackendError(TRANSFORM_FAILED, f"transform {name!r} failed: {failure.value}")
-    else:
-        log.error("transform %r raised %s: %s", name, type(failure.value).__name__, failure.value)
-        error = BackendError(
-            TRANSFORM_FAILED, f"transform {name!r} raised {type(failure.value).__name__}"
-        )
-    return Failure(error)
+    if isinstance(problem, UnknownTransformError):
+        raise BackendError(NOT_FOUND, f"no transform called {name[:60]!r}")
+    if isinstance(problem, defer.TimeoutError):
+        raise BackendError(TIMEOUT, f"transform {name!r} took too long")
+    if isinstance(problem, TransformError):
+        raise BackendError(TRANSFORM_FAILED, f"transform {name!r} failed: {problem}")
+    log.error("transform %r raised %s: %s", name, type(problem).__name__, problem)
+    raise BackendError(TRANSFORM_FAILED, f"transform {name!r} raised {type(problem).__name__}")
 
 
-class TaggedLineProtocol(LineReceiver):
+@implementer(IHalfCloseableProtocol)
+class TaggedLineProtocol(LineReceiver, ClockedTimeoutMixin):
     """Serve tagged requests on one connection, many at a time, replying as each finishes.
 
-    When the client hangs up, the requests still in flight are cancelled.
+    When the client hangs up, the requests still in flight are cancelled. When it only
+    half-closes (``nc -N``: its last request, then end of input), every request in
+    flight is still answered, and then the connection is closed.
+
+    Flow control: the protocol is a producer for its own transport. When the client
+    does not read its replies and the transport's buffer fills up, the transport calls
+    ``pauseProducing`` and the protocol stops reading requests (``LineReceiver`` pauses
+    the transport's reading too) until the buffer has drained; so a client that sends
+    thousands of requests and reads nothing costs a buffer, not a reply per request.
+    A connection with nothing in flight, and nothing received or taken for
+    ``factory.idle_timeout`` seconds, is closed. Every error reply, and every line that
+    gets none, is logged in one line naming the client.
     """
 
     delimiter = b"\n"
     factory: TaggedBackendFactory
+    transport: TCPTransport  # type: ignore[assignment]  # Twisted: ITransport | None; ours is TCP
 
     def __init__(self) -> None:
         self._in_flight: set[Deferred[Any]] = set()
         self._open = False
+        self._input_closed = False
 
     def connectionMade(self) -> None:
         self.MAX_LENGTH = self.factory.max_line
+        self.clock = self.factory.backend.reactor
         self._open = True
         _no_delay(self.transport)
         self.factory.connections_made += 1
         self.factory.open_connections += 1
-        log.debug("%s: connected", _peer(self.transport))
+        self.transport.registerProducer(self, True)
+        self.setTimeout(self.factory.idle_timeout)
+        log.debug("%s: connected", peer_of(self.transport))
+
+    def dataReceived(self, data: bytes) -> None:
+        self.resetTimeout()
+        super().dataReceived(data)  # type: ignore[no-untyped-call]  # Twisted: unannotated
 
     def lineReceived(self, line: bytes) -> None:
         if line.endswith(b"\r"):
@@ -390,111 +413,137 @@ class TaggedLineProtocol(LineReceiver):
         except BadLineError as exc:
             if exc.tag is None:
                 log.warning(
-                    "%s: dropped a line with no readable tag: %r", _peer(self.transport), line[:60]
-                )
+                    "%s: dropped a line with no readable tag: %r",
+                    peer_of(self.transport), line[:60],
+                )  # fmt: skip
             else:
-                log.info("%s: tag %s: %s", _peer(self.transport), exc.tag, exc)
-                self._send(format_reply(exc.tag, error=BackendError(exc.code, str(exc))))
+                self._send_error(exc.tag, BackendError(exc.code, str(exc)))
             return
         if len(self._in_flight) >= self.factory.max_in_flight:
-            self._send(
-                format_reply(
-                    tag,
-                    error=BackendError(
-                        BUSY,
-                        f"{len(self._in_flight)} requests already in flight on this connection",
-                    ),
-                )
-            )
+            message = f"{len(self._in_flight)} requests already in flight on this connection"
+            self._send_error(tag, BackendError(BUSY, message))
             return
         d = self.factory.backend.handle(verb, args)
         self._in_flight.add(d)
         d.addBoth(self._finished, d)
         d.addCallbacks(self._reply, self._reply_error, callbackArgs=(tag,), errbackArgs=(tag,))
 
-    def _finished(self, result: Any, d: Deferred[Any]) -> Any:
+    def _finished(self, result: object, d: Deferred[Any]) -> object:
         self._in_flight.discard(d)
         return result
 
-    def _reply(self, result: Any, tag: str) -> None:
+    def _reply(self, result: object, tag: str) -> None:
         try:
             line = format_reply(tag, result)
         except (TypeError, ValueError) as exc:
-            line = format_reply(tag, error=BackendError(INTERNAL, f"result cannot be sent: {exc}"))
-        self._send(line)
+            self._send_error(tag, BackendError(INTERNAL, f"result cannot be sent: {exc}"))
+        else:
+            self._send(line)
+        self._close_if_done()
 
     def _reply_error(self, failure: Failure, tag: str) -> None:
-        if failure.check(CancelledError):
+        if isinstance(failure.value, CancelledError):
             return
-        if failure.check(BackendError):
+        if isinstance(failure.value, BackendError):
             error = failure.value
         else:
             log.error("tag %s failed: %s", tag, failure.getTraceback())
             error = BackendError(INTERNAL, f"{type(failure.value).__name__} in the backend")
+        self._send_error(tag, error)
+        self._close_if_done()
+
+    def _send_error(self, tag: str, error: BackendError) -> None:
+        log.warning("%s: tag %s: %s: %s", peer_of(self.transport), tag, error.code, error.message)
         self._send(format_reply(tag, error=error))
 
     def _send(self, line: bytes) -> None:
         if self._open:
-            self.sendLine(line)
+            self.sendLine(line)  # type: ignore[no-untyped-call]  # Twisted: unannotated
 
     def lineLengthExceeded(self, line: bytes) -> None:
         tag = readable_tag(line)
-        log.warning(
-            "%s: a line over %d bytes (tag %s); closing the connection",
-            _peer(self.transport),
-            self.MAX_LENGTH,
-            tag,
-        )
+        message = f"line longer than {self.MAX_LENGTH} bytes; closing the connection"
         if tag is not None:
-            self._send(
-                format_reply(
-                    tag,
-                    error=BackendError(
-                        TOO_LONG,
-                        f"line longer than {self.MAX_LENGTH} bytes; closing the connection",
-                    ),
-                )
-            )
+            self._send_error(tag, BackendError(TOO_LONG, message))
+        else:
+            log.warning("%s: a %s", peer_of(self.transport), message)
         self.transport.loseConnection()
 
+    # Flow control (IPushProducer, through LineReceiver) and the idle timer.
+
+    def resumeProducing(self) -> None:
+        self.resetTimeout()
+        super().resumeProducing()  # type: ignore[no-untyped-call]  # Twisted: unannotated
+
+    def timeoutConnection(self) -> None:
+        if self._in_flight:  # not idle: the backend is working for this client
+            self.resetTimeout()
+            return
+        log.info("%s: idle for %s s; connection closed", peer_of(self.transport), self.timeOut)
+        self.transport.abortConnection()
+
+    # IHalfCloseableProtocol: the client has sent its last request.
+
+    def readConnectionLost(self) -> None:
+        self._input_closed = True
+        rest = self.clearLineBuffer()  # type: ignore[no-untyped-call]  # Twisted: unannotated
+        for line in rest.split(self.delimiter):  # the last line may lack its newline
+            if len(line) > self.MAX_LENGTH:
+                self.lineLengthExceeded(line)
+                return
+            self.lineReceived(line)
+        self._close_if_done()
+
+    def writeConnectionLost(self) -> None:
+        self.transport.abortConnection()
+
+    def _close_if_done(self) -> None:
+        if self._input_closed and not self._in_flight and self._open:
+            self.transport.loseConnection()
+
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.setTimeout(None)
         self._open = False
         self.factory.open_connections -= 1
         in_flight, self._in_flight = list(self._in_flight), set()
         if in_flight:
             log.info(
                 "%s: left with %d requests in flight; cancelled",
-                _peer(self.transport),
-                len(in_flight),
-            )
+                peer_of(self.transport), len(in_flight),
+            )  # fmt: skip
         for d in in_flight:
             d.cancel()
 
 
-class TaggedBackendFactory(ServerFactory):
+class TaggedBackendFactory(ServerFactory[TaggedLineProtocol]):
     """Build a :class:`TaggedLineProtocol` per connection, all sharing one ``backend``.
 
-    ``connections_made`` counts connections ever made, ``open_connections`` the ones
-    open now.
+    ``max_line`` bounds a request line, ``max_in_flight`` the requests one connection
+    may have in flight (more get ``busy`` errors), ``idle_timeout`` how long a
+    connection may do nothing. ``connections_made`` counts connections ever made,
+    ``open_connections`` the ones open now.
     """
 
     protocol = TaggedLineProtocol
+    noisy = False
 
     def __init__(
         self,
         backend: PoetryBackend,
         max_line: int = DEFAULT_MAX_LINE,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
     ) -> None:
         self.backend = backend
         self.max_line = max_line
         self.max_in_flight = max_in_flight
+        self.idle_timeout = idle_timeout
         self.connections_made = 0
         self.open_connections = 0
 
 
 def listen_tagged(
-    reactor: Any,
+    reactor: TimeTCPReactor,
     port: int = 0,
     interface: str = "127.0.0.1",
     *,
@@ -503,16 +552,19 @@ def listen_tagged(
     jitter: float = 0.0,
     seed: int = 0,
     max_line: int = DEFAULT_MAX_LINE,
-) -> interfaces.IListeningPort:
+    idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+) -> ListeningPort:
     """Listen as the tagged line backend; return the listening port.
 
     Pass a ``backend``, or ``delay``/``jitter``/``seed`` to build one over the corpus.
-    The factory (``port.factory``) counts connections. Call it in the reactor thread.
+    The factory (``port.factory``) counts connections. Call it in the reactor thread;
+    raises ``CannotListenError`` when the port is taken.
     """
     if backend is None:
         backend = PoetryBackend(reactor, delay=delay, jitter=jitter, seed=seed)
-    factory = TaggedBackendFactory(backend, max_line=max_line)
-    return reactor.listenTCP(port, factory, interface=interface, backlog=128)
+    factory = TaggedBackendFactory(backend, max_line=max_line, idle_timeout=idle_timeout)
+    listening = reactor.listenTCP(port, factory, backlog=BACKLOG, interface=interface)
+    return cast("ListeningPort", listening)
 
 
 # ---------------------------------------------------------------------------------------
@@ -530,6 +582,7 @@ class TaggedClientProtocol(LineReceiver):
 
     delimiter = b"\n"
     MAX_LENGTH = DEFAULT_MAX_REPLY
+    transport: TCPTransport  # type: ignore[assignment]  # Twisted: ITransport | None; ours is TCP
 
     def __init__(self, max_request: int = DEFAULT_MAX_LINE) -> None:
         self.max_request = max_request
@@ -568,9 +621,13 @@ class TaggedClientProtocol(LineReceiver):
                     TOO_LONG, f"the request is {len(line)} bytes; the limit is {self.max_request}"
                 )
             )
-        d: Deferred[Any] = Deferred(lambda _: self._pending.pop(tag, None))
+
+        def forget(_: Deferred[Any]) -> None:
+            self._pending.pop(tag, None)
+
+        d: Deferred[Any] = Deferred(forget)
         self._pending[tag] = d
-        self.sendLine(line)
+        self.sendLine(line)  # type: ignore[no-untyped-call]  # Twisted: unannotated
         return d
 
     def lineReceived(self, line: bytes) -> None:
@@ -617,11 +674,11 @@ class TaggedClient:
 
     def __init__(
         self,
-        reactor: Any,
+        reactor: TimeTCPReactor,
         address: Address | tuple[str, int] | str,
         timeout: float | None = DEFAULT_CALL_TIMEOUT,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-        endpoint: Any = None,
+        endpoint: IStreamClientEndpoint | None = None,
     ) -> None:
         self.reactor = reactor
         self.address = parse_address(address)
@@ -644,7 +701,8 @@ class TaggedClient:
             return self._connecting.wait()
         self.connects += 1
         log.info("connecting to the backend at %s", self.address)
-        d = connectProtocol(self._endpoint, TaggedClientProtocol())
+        d: Deferred[TaggedClientProtocol]
+        d = connectProtocol(self._endpoint, TaggedClientProtocol())  # type: ignore[no-untyped-call]  # Twisted: unannotated
         d.addCallbacks(self._connected, self._connect_failed)
         shared = SharedOutcome(d)
         waiter = shared.wait()
@@ -660,15 +718,13 @@ class TaggedClient:
 
     def _connect_failed(self, failure: Failure) -> Failure:
         self._connecting = None
-        if failure.check(CancelledError):
+        if isinstance(failure.value, CancelledError):
             return failure
         log.warning(
             "cannot connect to the backend at %s: %s", self.address, failure.getErrorMessage()
         )
-        return Failure(
-            BackendUnavailableError(
-                f"cannot connect to the backend at {self.address}: {failure.getErrorMessage()}"
-            )
+        raise BackendUnavailableError(
+            f"cannot connect to the backend at {self.address}: {failure.getErrorMessage()}"
         )
 
     def _forget(self, _: None, protocol: TaggedClientProtocol) -> None:
@@ -688,10 +744,10 @@ class TaggedClient:
         d.addCallback(lambda protocol: protocol.request(verb, *args))
         if limit:
 
-            def timed_out(result: Any, seconds: float) -> Failure:
-                return Failure(defer.TimeoutError(f"no reply to {verb} within {seconds:g} s"))
+            def timed_out(result: object, seconds: float) -> Any:
+                raise defer.TimeoutError(f"no reply to {verb} within {seconds:g} s")
 
-            d.addTimeout(limit, self.reactor, onTimeoutCancel=timed_out)
+            d.addTimeout(limit, cast("IReactorTime", self.reactor), onTimeoutCancel=timed_out)
         return d
 
     def disconnect(self) -> None:
@@ -702,37 +758,3 @@ class TaggedClient:
         protocol, self._protocol = self._protocol, None
         if protocol is not None and protocol.transport is not None:
             protocol.transport.loseConnection()
-
-
-# ---------------------------------------------------------------------------------------
-# The command line: `poetrylab serve tagged`.
-
-
-def add_backend_options(parser: argparse.ArgumentParser, prefix: str = "") -> None:
-    """Add ``--delay``, ``--jitter`` and ``--seed`` (with ``prefix``, e.g. ``backend-``)."""
-    parser.add_argument(
-        f"--{prefix}delay", type=float, default=0.0, help="seconds every request takes (default 0)"
-    )
-    parser.add_argument(
-        f"--{prefix}jitter",
-        type=float,
-        default=0.0,
-        help="up to this many more seconds, at random, so replies overtake each other (default 0)",
-    )
-    parser.add_argument(
-        f"--{prefix}seed",
-        type=int,
-        default=0,
-        help="seed of the jitter and of the refrain transform (default 0)",
-    )
-
-
-def configure_serve_parser(parser: argparse.ArgumentParser) -> None:
-    """Options of ``poetrylab serve tagged``."""
-    add_backend_options(parser)
-
-
-def start_serving(reactor: Any, args: argparse.Namespace) -> list[Any]:
-    """Start the tagged line backend; return its listening port."""
-    backend = PoetryBackend(reactor, delay=args.delay, jitter=args.jitter, seed=args.seed)
-    return [listen_tagged(reactor, args.port, args.iface, backend=backend)]

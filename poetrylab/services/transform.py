@@ -22,27 +22,38 @@ The client side is :func:`transform_poem` (returns a Deferred) and the
 
 from __future__ import annotations
 
-import argparse
 import logging
 import random
 import re
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-from twisted.internet import defer, error, interfaces
+from twisted.internet import defer
 from twisted.internet.defer import CancelledError, Deferred, fail, maybeDeferred
 from twisted.internet.endpoints import connectProtocol
+from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import ServerFactory, connectionDone
 from twisted.internet.threads import deferToThreadPool
 from twisted.protocols.basic import NetstringReceiver
-from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
+from poetrylab._connections import BACKLOG, SendingMixin, peer_of
 from poetrylab.clients._common import client_endpoint
 from poetrylab.download import Address, parse_address
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IReactorFromThreads, IReactorTime
+    from twisted.python.threadpool import ThreadPool
+
+    from poetrylab._typing import (
+        ListeningPort,
+        ReactorThreadPool,
+        ReactorTime,
+        TCPTransport,
+        TimeTCPReactor,
+    )
 
 __all__ = [
     "BadRequestError",
@@ -78,6 +89,9 @@ DEFAULT_TIMEOUT = 5.0
 
 DEFAULT_IDLE_TIMEOUT = 30.0
 """Seconds a client may stay connected without completing its request."""
+
+DEFAULT_SEND_TIMEOUT = 10.0
+"""Seconds a client may take none of its reply before it is dropped."""
 
 MAX_REPLY = 16 * 1024 * 1024
 """Largest reply the client accepts."""
@@ -320,16 +334,17 @@ class TransformService:
     :class:`UnknownTransformError`, the transform's own exception,
     ``defer.TimeoutError`` after ``timeout`` seconds, TypeError for a non-text result.
     Cancelling the Deferred cancels the transform if it returned a Deferred; a threaded
-    transform finishes in its thread and its result is dropped.
-    Call it in the reactor thread.
+    transform finishes in its thread and its result is dropped. ``reactor`` gives the
+    time limit's timer; a threaded transform also needs its thread pool (the real
+    reactor has one), unless ``threadpool`` is given. Call it in the reactor thread.
     """
 
     def __init__(
         self,
-        reactor: Any,
+        reactor: ReactorTime,
         registry: TransformRegistry | None = None,
         timeout: float | None = DEFAULT_TIMEOUT,
-        threadpool: Any = None,
+        threadpool: ThreadPool | None = None,
     ) -> None:
         self.reactor = reactor
         self.registry = registry if registry is not None else default_registry()
@@ -346,15 +361,17 @@ class TransformService:
             entry = self.registry.lookup(name)
         except UnknownTransformError:
             return fail()
+        d: Deferred[Any]
         if entry.threaded:
-            pool = self._threadpool or self.reactor.getThreadPool()
-            d = deferToThreadPool(self.reactor, pool, entry.function, poem)
+            pool = self._threadpool or cast("ReactorThreadPool", self.reactor).getThreadPool()
+            threads = cast("IReactorFromThreads", self.reactor)
+            d = deferToThreadPool(threads, pool, entry.function, poem)
         else:
             d = maybeDeferred(entry.function, poem)
-        d.addCallback(_checked_text, name)
-        if self.timeout is not None and not d.called:
-            d.addTimeout(self.timeout, self.reactor)
-        return d
+        text = d.addCallback(_checked_text, name)
+        if self.timeout is not None and not text.called:
+            text.addTimeout(self.timeout, cast("IReactorTime", self.reactor))
+        return text
 
 
 def _checked_text(result: object, name: str) -> str:
@@ -390,53 +407,51 @@ def parse_request(request: bytes) -> tuple[str, str]:
     return name, poem
 
 
-def _peer(transport: Any) -> str:
-    try:
-        peer = transport.getPeer()
-        return f"{peer.host}:{peer.port}"
-    except Exception:
-        return "?"
-
-
-class TransformProtocol(NetstringReceiver, TimeoutMixin):
+@implementer(IHalfCloseableProtocol)
+class TransformProtocol(NetstringReceiver, SendingMixin):
     """Serve one request: read a netstring ``NAME.POEM``, reply with one netstring, close.
 
     Anything that goes wrong — a malformed or oversized netstring, a bad name, an unknown
-    or failing or too slow transform, a client silent for ``idle_timeout`` seconds —
-    closes this connection without a reply and logs one line. A second request on the
-    same connection is ignored. When the client hangs up first, the transform is
-    cancelled.
+    or failing or too slow transform, a client that has not sent its whole request
+    within ``idle_timeout`` seconds — closes this connection without a reply and logs
+    one line naming the client. A second request on the same connection is ignored.
+    When the client hangs up first, the transform is cancelled; when it only half-closes
+    after its request (``nc -N``), the reply still comes. The reply is written no faster
+    than the client reads it, and a client that takes none of it for ``send_timeout``
+    seconds is dropped.
     """
 
     factory: TransformFactory
+    transport: TCPTransport  # type: ignore[assignment]  # Twisted: ITransport | None; ours is TCP
 
     def __init__(self) -> None:
         self._pending: Deferred[str] | None = None
         self._answered = False
-
-    def callLater(self, period: float, func: Callable[[], Any]) -> Any:
-        # TimeoutMixin would use the global reactor; use the factory's.
-        return self.factory.reactor.callLater(period, func)
+        self._replying = False
 
     def connectionMade(self) -> None:
+        self.clock = self.factory.reactor
         self.MAX_LENGTH = self.factory.max_request
         self.setTimeout(self.factory.idle_timeout)
 
     def dataReceived(self, data: bytes) -> None:
-        super().dataReceived(data)
+        super().dataReceived(data)  # type: ignore[no-untyped-call]  # Twisted: unannotated
         if self.brokenPeer and not self._answered:
             self._answered = True
             self.setTimeout(None)
             log.warning(
                 "%s: malformed netstring or request over %d bytes; closed without a reply",
-                _peer(self.transport), self.MAX_LENGTH,
+                peer_of(self.transport), self.MAX_LENGTH,
             )  # fmt: skip
 
     def timeoutConnection(self) -> None:
-        log.warning(
-            "%s: no complete request within %s s; closed", _peer(self.transport), self.timeOut
-        )
         self._answered = True
+        if self._replying:
+            super().timeoutConnection()  # took none of the reply
+            return
+        log.warning(
+            "%s: no complete request within %s s; closed", peer_of(self.transport), self.timeOut
+        )
         self.transport.abortConnection()
 
     def stringReceived(self, string: bytes) -> None:
@@ -447,41 +462,51 @@ class TransformProtocol(NetstringReceiver, TimeoutMixin):
         try:
             name, poem = parse_request(string)
         except BadRequestError as exc:
-            log.warning("%s: bad request: %s; closed without a reply", _peer(self.transport), exc)
+            log.warning("%s: bad request: %s; closed without a reply", peer_of(self.transport), exc)
             self.transport.loseConnection()
             return
-        log.debug("%s: %s of %d characters", _peer(self.transport), name, len(poem))
+        log.debug("%s: %s of %d characters", peer_of(self.transport), name, len(poem))
         self._pending = d = self.factory.service.transform(name, poem)
         d.addCallbacks(self._reply, self._refuse, errbackArgs=(name,))
 
     def _reply(self, poem: str) -> None:
         self._pending = None
-        self.sendString(poem.encode("utf-8"))
-        self.transport.loseConnection()
+        if self.transport.disconnecting:
+            return
+        self._replying = True
+        data = poem.encode("utf-8")
+        self.send_and_close(b"%d:%s," % (len(data), data), self.factory.send_timeout)  # a netstring
 
     def _refuse(self, failure: Failure, name: str) -> None:
         self._pending = None
-        peer = _peer(self.transport)
-        if failure.check(CancelledError):
+        peer, problem = peer_of(self.transport), failure.value
+        if isinstance(problem, CancelledError):
             log.info("%s: client left during %s; transform cancelled", peer, name)
-        elif failure.check(UnknownTransformError, TransformError):
-            log.warning("%s: %s: %s; closed without a reply", peer, name, failure.value)
-        elif failure.check(defer.TimeoutError):
+        elif isinstance(problem, UnknownTransformError | TransformError):
+            log.warning("%s: %s: %s; closed without a reply", peer, name, problem)
+        elif isinstance(problem, defer.TimeoutError):
             log.warning(
                 "%s: %s took longer than %s s; closed without a reply",
-                peer,
-                name,
-                self.factory.service.timeout,
-            )
+                peer, name, self.factory.service.timeout,
+            )  # fmt: skip
         else:
             log.error(
                 "%s: transform %s raised %s: %s; closed without a reply",
-                peer,
-                name,
-                type(failure.value).__name__,
-                failure.value,
-            )
+                peer, name, type(problem).__name__, problem,
+            )  # fmt: skip
         self.transport.loseConnection()
+
+    # IHalfCloseableProtocol: the client will send nothing more.
+
+    def readConnectionLost(self) -> None:
+        if not self._answered:
+            self._answered = True
+            self.setTimeout(None)
+            log.warning(
+                "%s: closed its side before its request was complete; closed",
+                peer_of(self.transport),
+            )  # fmt: skip
+            self.transport.loseConnection()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.setTimeout(None)
@@ -490,16 +515,23 @@ class TransformProtocol(NetstringReceiver, TimeoutMixin):
             pending.cancel()
 
 
-class TransformFactory(ServerFactory):
-    """Build a :class:`TransformProtocol` per connection, all sharing one ``service``."""
+class TransformFactory(ServerFactory[TransformProtocol]):
+    """Build a :class:`TransformProtocol` per connection, all sharing one ``service``.
+
+    ``max_request`` bounds a request (at least 2 bytes, or ValueError), ``idle_timeout``
+    the seconds a client may take to send it, ``send_timeout`` the seconds it may take
+    none of the reply. The timers run on the service's reactor.
+    """
 
     protocol = TransformProtocol
+    noisy = False
 
     def __init__(
         self,
         service: TransformService,
         max_request: int = DEFAULT_MAX_REQUEST,
         idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+        send_timeout: float | None = DEFAULT_SEND_TIMEOUT,
     ) -> None:
         if max_request < 2:
             raise ValueError(f"max_request must be at least 2 bytes, not {max_request}")
@@ -507,10 +539,11 @@ class TransformFactory(ServerFactory):
         self.reactor = service.reactor
         self.max_request = max_request
         self.idle_timeout = idle_timeout
+        self.send_timeout = send_timeout
 
 
 def listen_transform(
-    reactor: Any,
+    reactor: TimeTCPReactor,
     port: int = 0,
     interface: str = "127.0.0.1",
     *,
@@ -518,7 +551,9 @@ def listen_transform(
     registry: TransformRegistry | None = None,
     timeout: float | None = DEFAULT_TIMEOUT,
     max_request: int = DEFAULT_MAX_REQUEST,
-) -> interfaces.IListeningPort:
+    idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+    send_timeout: float | None = DEFAULT_SEND_TIMEOUT,
+) -> ListeningPort:
     """Listen for transform requests; return the listening port.
 
     Pass a ``service``, or a ``registry`` (default: :func:`default_registry`) and a
@@ -527,7 +562,9 @@ def listen_transform(
     """
     if service is None:
         service = TransformService(reactor, registry, timeout)
-    return reactor.listenTCP(port, TransformFactory(service, max_request), interface=interface)
+    factory = TransformFactory(service, max_request, idle_timeout, send_timeout)
+    listening = reactor.listenTCP(port, factory, backlog=BACKLOG, interface=interface)
+    return cast("ListeningPort", listening)
 
 
 # ---------------------------------------------------------------------------------------
@@ -540,6 +577,7 @@ class TransformClientProtocol(NetstringReceiver):
     aborts the connection."""
 
     MAX_LENGTH = MAX_REPLY
+    transport: TCPTransport  # type: ignore[assignment]  # (a TCP connection, once connected)
 
     def __init__(self, name: str, poem: str) -> None:
         self.request = name.encode("ascii") + b"." + poem.encode("utf-8")
@@ -547,7 +585,7 @@ class TransformClientProtocol(NetstringReceiver):
         self.reply: Deferred[str] = Deferred(lambda _: self.transport.abortConnection())
 
     def connectionMade(self) -> None:
-        self.sendString(self.request)
+        self.sendString(self.request)  # type: ignore[no-untyped-call]  # Twisted: unannotated
 
     def stringReceived(self, string: bytes) -> None:
         if not self.reply.called:
@@ -565,7 +603,7 @@ class TransformClientProtocol(NetstringReceiver):
 
 
 def transform_poem(
-    reactor: Any,
+    reactor: TimeTCPReactor,
     address: Address | tuple[str, int] | str,
     name: str,
     poem: str,
@@ -583,131 +621,12 @@ def transform_poem(
         raise ValueError(f"{name!r} cannot be sent as a transform name (ASCII, no '.')")
     endpoint = client_endpoint(reactor, parse_address(address), timeout)
     protocol = TransformClientProtocol(name, poem)
-    connecting = connectProtocol(endpoint, protocol)
+    connecting: Deferred[Any] = connectProtocol(endpoint, protocol)  # type: ignore[no-untyped-call]  # Twisted: unannotated
     connecting.addCallback(lambda _: protocol.reply)
     # A fresh Deferred that fires with the poem or the failure itself (not first with the
     # connected protocol), so a traced chain shows what the caller gets; cancelling it
     # cancels the connection attempt or the exchange.
     reply: Deferred[str] = Deferred(lambda _: connecting.cancel())
     connecting.chainDeferred(reply)
-    reply.addTimeout(timeout, reactor)
+    reply.addTimeout(timeout, cast("IReactorTime", reactor))
     return reply
-
-
-# ---------------------------------------------------------------------------------------
-# The command line: `poetrylab serve transform` and `poetrylab transform`.
-
-
-def _non_negative(text: str) -> float:
-    value = float(text)
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, not {text}")
-    return value
-
-
-def configure_serve_parser(parser: argparse.ArgumentParser) -> None:
-    """Options of ``poetrylab serve transform``."""
-    parser.add_argument(
-        "--timeout",
-        type=_non_negative,
-        default=DEFAULT_TIMEOUT,
-        help=f"seconds a transform may take (default {DEFAULT_TIMEOUT}; 0: no limit)",
-    )
-    parser.add_argument(
-        "--max-bytes",
-        type=int,
-        default=DEFAULT_MAX_REQUEST,
-        help=f"largest request accepted (default {DEFAULT_MAX_REQUEST})",
-    )
-    parser.add_argument(
-        "--seed",
-        type=int,
-        default=0,
-        help="seed of the transforms that use chance (refrain); default 0",
-    )
-
-
-def start_serving(reactor: Any, args: argparse.Namespace) -> list[Any]:
-    """Start the transformation server; return its listening port."""
-    if args.max_bytes < 2:
-        raise ValueError(f"--max-bytes must be at least 2, not {args.max_bytes}")
-    service = TransformService(reactor, default_registry(args.seed), args.timeout or None)
-    log.info("transforms: %s", ", ".join(service.names()))
-    return [
-        listen_transform(
-            reactor, args.port, args.iface, service=service, max_request=args.max_bytes
-        )
-    ]
-
-
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    """Options of ``poetrylab transform``."""
-    names = ", ".join(default_registry().names())
-    parser.add_argument("name", metavar="NAME", help=f"the transform to apply (built in: {names})")
-    parser.add_argument(
-        "file",
-        metavar="FILE",
-        nargs="?",
-        default="-",
-        help="the poem to send (default: read standard input)",
-    )
-    parser.add_argument(
-        "--server",
-        required=True,
-        metavar="HOST:PORT",
-        help="the transformation server (see `poetrylab serve transform`)",
-    )
-    parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait (default 10)")
-
-    # Python 3.11's argparse fills an optional positional before it has seen the options,
-    # so in `transform NAME --server H:P FILE` the FILE would be "unrecognized". Take it.
-    parse_known_args = parser.parse_known_args
-
-    def parse_file_after_options(args: Any = None, namespace: Any = None) -> Any:
-        namespace, extras = parse_known_args(args, namespace)
-        if namespace.file == "-" and len(extras) == 1 and not extras[0].startswith("-"):
-            namespace.file = extras.pop()
-        return namespace, extras
-
-    parser.parse_known_args = parse_file_after_options  # type: ignore[method-assign]
-
-
-def run(args: argparse.Namespace) -> int:
-    """Send the poem, print the transformed poem; exit 1 with a one-line reason on failure."""
-    address = parse_address(args.server)
-    if args.file == "-":
-        poem = sys.stdin.read()
-    else:
-        try:
-            poem = Path(args.file).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ValueError(f"cannot read {args.file}: {exc}")
-    if not args.timeout > 0:
-        raise ValueError(f"--timeout must be greater than 0, not {args.timeout}")
-
-    from twisted.internet import reactor
-
-    outcome: list[Any] = []
-
-    def start() -> None:
-        d = maybeDeferred(transform_poem, reactor, address, args.name, poem, args.timeout)
-        d.addBoth(outcome.append)
-        d.addBoth(lambda _: reactor.callLater(0, reactor.stop))
-
-    reactor.callWhenRunning(start)
-    reactor.run()
-    if not outcome:
-        print("poetrylab transform: interrupted", file=sys.stderr)
-        return 130
-    result = outcome[0]
-    if isinstance(result, Failure):
-        if result.check(ValueError):
-            raise ValueError(str(result.value))
-        reason = str(result.value) or type(result.value).__name__
-        if result.check(defer.TimeoutError, error.TimeoutError):
-            reason = f"no reply from {address} within {args.timeout} s"
-        print(f"poetrylab transform: {address}: {reason}", file=sys.stderr)
-        return 1
-    sys.stdout.write(result if result.endswith("\n") else result + "\n")
-    sys.stdout.flush()
-    return 0
