@@ -29,7 +29,7 @@ lab: $(STAMP)
 
 # The checks `make test` and `make test-latest` run, in the environment $(1).
 define run-tests
-	$(1)/bin/ruff check poetrylab tests twisted scripts notebooks/conftest.py
+	$(1)/bin/ruff check poetrylab tests twisted scripts notebooks/conftest.py docs/site
 	$(1)/bin/python -m pytest tests
 	$(1)/bin/python -m pytest --nbval notebooks $(SANITIZE)
 endef
@@ -71,7 +71,7 @@ notebooks: $(STAMP)
 
 ## site: the course as a static website in build/site/ (stored outputs, never re-executed)
 site: $(STAMP)
-	$(PY) -m sphinx -b html -q -E docs/site build/site
+	$(PY) -m sphinx -b html -q -E -W --keep-going docs/site build/site
 
 ## bench: the full client sweep, 1 to 1,000 servers (about 18 minutes), figures in bench-out/
 bench: $(STAMP)
