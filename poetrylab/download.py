@@ -173,8 +173,13 @@ class Download:
         return out
 
 
-def describe_error(exc: BaseException) -> str:
-    """A one-line, human reason for a socket or Twisted failure (no traceback)."""
+def describe_error(exc: BaseException | None) -> str:
+    """A one-line, human reason for a socket or Twisted failure (no traceback).
+
+    ``None`` (a Failure that lost its exception) reads "unknown error".
+    """
+    if exc is None:
+        return "unknown error"
     name = type(exc).__name__
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     friendly = {

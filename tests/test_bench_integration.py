@@ -39,17 +39,45 @@ def test_server_host_serves_the_poem_on_every_listener_and_counts_it(host: Serve
     stats = host.stats()
     assert stats["connections"] == 3 and stats["completed"] == 3
     assert stats["bytes"] == 3 * 77 and stats["open_connections"] == 0
+    assert stats["writes"] == 3 * 8 and stats["processes"] == 1
     assert stats["mean_final_late_s"] < PER_SERVER
+
+
+def test_many_servers_spread_over_processes_and_report_as_one() -> None:
+    """Five listeners, at most two per process: three processes, one set of statistics."""
+    with ServerHost(5, POEM, DELAY, NUM_BYTES, listeners_per_process=2) as spread:
+        assert len(spread.processes) == 3 and len(spread.addresses) == 5
+        assert len({a.port for a in spread.addresses}) == 5
+        spread.stats()
+        for address in spread.addresses:
+            assert read_to_eof(address, timeout=5) == load_poem(POEM).data
+        stats = spread.stats()
+        assert stats["processes"] == 3 and stats["completed"] == 5 and stats["writes"] == 5 * 8
+        assert stats["bytes"] == 5 * 77 and stats["cpu_s"] >= 0
+    assert all(p.returncode == 0 for p in spread.processes)
+
+
+def test_a_server_process_refuses_more_listeners_than_its_file_limit_allows() -> None:
+    with pytest.raises(BenchError, match="file descriptors"):
+        ServerHost(40_000, POEM, DELAY, NUM_BYTES, listeners_per_process=40_000, timeout=30)
 
 
 def test_blocking_takes_the_sum_and_asynchronous_clients_take_the_slowest(host: ServerHost) -> None:
     results = {
-        client: run_client(client, host.addresses, timeout=10, process_timeout=60)
+        client: run_client(client, host.addresses, timeout=10, process_timeout=60,
+                           delay=DELAY, num_bytes=NUM_BYTES, ideal_s=PER_SERVER)
         for client in ("blocking", "select", "twisted", "asyncio")
-    }
+    }  # fmt: skip
     for client, record in results.items():
         assert record["error"] is None, (client, record["error"])
-        assert record["bytes"] == 3 * 77 and record["errors"] == 0
+        assert record["bytes"] == 3 * 77 and record["errors"] == 0 and record["poems"] == 3
+        assert record["poems_per_s"] == pytest.approx(3 / record["elapsed_s"])
+        phases = record["phases"]
+        assert phases is not None and phases["chunks"] >= 3
+        total = phases["connect_s"] + phases["transfer_s"] + phases["finish_s"]
+        assert total == pytest.approx(record["elapsed_s"], abs=1e-6)
+        assert phases["peak_threads"] is not None and phases["peak_threads"] >= 1
+        assert phases["cpu_transfer_s"] is not None, "the harness sampled the client's CPU"
         assert record["model"] == ("deferred" if client == "twisted" else client)
         assert record["cpu_s"] >= 0 and record["peak_rss_mb"] > 1
         assert record["process_s"] > record["elapsed_s"]
@@ -81,7 +109,9 @@ def test_a_refused_server_is_a_failed_download_not_a_crash(host: ServerHost) -> 
 def test_a_client_process_that_fails_is_recorded_with_its_reason() -> None:
     record = run_client("select", ["not-an-address"], timeout=5, process_timeout=60)
     assert record["elapsed_s"] is None and record["timeline"] == []
-    assert record["error"].startswith("client process failed (status 2): client_run: bad request")
+    assert (record["error"] or "").startswith(
+        "client process failed (status 2): client_run: bad request"
+    )
 
 
 def test_server_host_reports_a_bad_poem_instead_of_hanging() -> None:
@@ -89,10 +119,29 @@ def test_server_host_reports_a_bad_poem_instead_of_hanging() -> None:
         ServerHost(1, "no-such-poem", DELAY, NUM_BYTES, timeout=20)
 
 
+def test_threads_that_run_out_of_memory_are_a_measured_limit(host: ServerHost) -> None:
+    """In a client process allowed 400 MB of address space (8 MB of stack per thread),
+    64 threads cannot all start: the run records the limit and the downloads that ran."""
+    code = (
+        "import resource, runpy, sys\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (400 * 2**20, resource.RLIM_INFINITY))\n"
+        "sys.argv = ['client_run']\n"
+        "runpy.run_module('poetrylab.bench.client_run', run_name='__main__')\n"
+    )
+    request = {"model": "threaded", "addresses": [str(host.addresses[0])] * 64, "timeout": 10}
+    done = subprocess.run([sys.executable, "-c", code], input=json.dumps(request),
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    assert result["limit"] and "could not even start" in result["limit"], result["limit"]
+    assert "can't start new thread" in result["limit"]
+    assert 0 < result["poems"] < 64 and result["errors"] == 64 - result["poems"]
+
+
 def test_server_host_exits_when_its_stdin_closes() -> None:
-    host = ServerHost(2, POEM, DELAY, NUM_BYTES)
+    host = ServerHost(2, POEM, DELAY, NUM_BYTES, listeners_per_process=1)
     host.stop()
-    assert host.process.returncode == 0
+    assert [p.returncode for p in host.processes] == [0, 0]
 
 
 def test_bench_cli_measures_writes_json_and_figures_and_prints_a_table(tmp_path: Path) -> None:
@@ -121,7 +170,11 @@ def test_bench_cli_measures_writes_json_and_figures_and_prints_a_table(tmp_path:
     assert lines[0].split()[:2] == ["client", "N"]
     assert sum(line.startswith(("blocking", "threaded", "twisted")) for line in lines) == 6
     assert "[6/6] twisted N=2 repeat 1" in done.stderr
-    for name in ("fig.png", "fig.svg", "fig-timelines.png", "fig-time.png", "fig-cpu.png"):
+    assert done.stderr.startswith("poetrylab bench: ") and "usable CPU" in done.stderr
+    assert results["machine"]["load_before"] and results["parameters"]["usable_cpus"] > 0
+    assert all(r["phases"] is not None and r["poems"] == r["n_servers"] for r in results["runs"])
+    for name in ("fig.png", "fig-timelines.png", "fig-time.png", "fig-throughput.png",
+                 "fig-cpu.png", "fig-per-connection.png", "fig-phases.png"):
         assert (tmp_path / name).stat().st_size > 1000
 
     again = run_cli(["bench", "--load", str(out)], timeout=60)

@@ -347,3 +347,39 @@ def test_an_ip_address_connects_at_once_with_the_timeout_and_no_thread() -> None
     deferred.get_poetry(reactor, "127.0.0.1:10000", timeout=7.0)
     [(host, port, _, timeout, _)] = reactor.tcpClients
     assert (host, port, timeout) == ("127.0.0.1", 10000, 7.0)
+
+
+# --- threads run out: a measured limit, not a crash ---------------------------------------
+
+
+def test_threaded_model_records_the_downloads_left_without_a_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import threading
+
+    from poetrylab.bench.client_run import limit_reached
+    from poetrylab.clients import threaded
+
+    real_start = threading.Thread.start
+    started: list[str] = []
+
+    def start_two_then_refuse(self: threading.Thread) -> None:
+        if self.name.startswith("poetry-") and len(started) >= 2:
+            raise RuntimeError("can't start new thread")
+        started.append(self.name)
+        real_start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", start_two_then_refuse)
+    with socket.create_server(("127.0.0.1", 0)) as dead:
+        port = dead.getsockname()[1]
+    downloads = threaded.get_poems([("127.0.0.1", port)] * 5, timeout=2.0)
+    assert [d.error == REFUSED for d in downloads[:2]] == [True, True]
+    for d in downloads[2:]:
+        assert d.error is not None and d.error.startswith(threaded.NO_THREAD)
+        assert "(2 threads were running): can't start new thread" in d.error
+        assert d.started is not None and d.finished is not None
+    assert limit_reached(downloads) == (
+        "3 of 5 downloads could not even start (2 did): "
+        f"{threaded.NO_THREAD} (2 threads were running): can't start new thread"
+    )
+    assert limit_reached(downloads[:2]) is None, "a refused server is not a limit"

@@ -3,13 +3,15 @@
 Notebook 17 (the benchmark) is its lesson; notebook 01 uses it for the measured
 three-model picture. Layout, bottom up:
 
-    ideal        the ideal times: one server at a time = the sum, all at once = the slowest
-    server_host  the server process: N slow servers under one reactor, on a timetable
+    ideal        ideal times and throughputs: one at a time = the sum, all at once = the slowest
+    results      the results: typed records, the one loader that checks them, summary table
+    phases       where a run's time and CPU went: connecting, the chunks, finishing
+    _system      the machine: file limit, peak memory, usable CPUs, is it busy?
+    server_host  a server process: many slow servers under one reactor, on a timetable
     client_run   one client model in a fresh process; prints its timings as JSON
-    harness      ServerHost, run_client and run_bench: the sweep, as plain data
-    results      the results file: layout, checker, summary table
-    figures      timelines, time / efficiency / CPU against N (matplotlib)
-    cli          `poetrylab bench`
+    harness      ServerHost, run_client and run_bench: the sweep, as typed plain data
+    figures      timelines; time, throughput, efficiency, CPU, per connection, phases
+    cli          `poetrylab bench` (progress with tqdm)
 
 Nothing here imports the global reactor: the server and client processes each run
 their own.
@@ -24,18 +26,34 @@ from poetrylab.bench.harness import (
     run_bench,
     run_client,
 )
-from poetrylab.bench.ideal import efficiency, ideal_concurrent, ideal_for, ideal_sequential
-from poetrylab.bench.results import format_table, load_results, save_results, summarise
+from poetrylab.bench.ideal import (
+    efficiency,
+    ideal_concurrent,
+    ideal_for,
+    ideal_poems_per_s,
+    ideal_sequential,
+)
+from poetrylab.bench.results import (
+    BenchResults,
+    RunRecord,
+    format_table,
+    load_results,
+    save_results,
+    summarise,
+)
 
 __all__ = [
     "BENCH_CLIENTS",
     "BenchConfig",
     "BenchError",
+    "BenchResults",
+    "RunRecord",
     "ServerHost",
     "efficiency",
     "format_table",
     "ideal_concurrent",
     "ideal_for",
+    "ideal_poems_per_s",
     "ideal_sequential",
     "load_results",
     "record_from_downloads",

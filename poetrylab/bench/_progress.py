@@ -1,51 +1,75 @@
-"""A small progress bar for ``poetrylab bench`` (notebook 17 shows the command).
+"""The sweep's progress, shown with tqdm (``poetrylab bench``, ``scripts/bench_clients.py``).
 
-On a terminal it redraws one line; anywhere else (a log, a notebook's captured output)
-it prints one line per finished run, so nothing is lost.
+On a terminal tqdm redraws one bar, with the run in progress and the time left; in a
+log (stderr not a terminal) a bar redrawn with carriage returns would be noise, so
+there is no bar and each finished run gets one line instead, and nothing is lost.
 """
 
 from __future__ import annotations
 
 import sys
-import time
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Never, TextIO
 
-__all__ = ["ProgressBar"]
+from tqdm import tqdm
+
+if TYPE_CHECKING:
+    from poetrylab.bench.harness import PlannedRun
+    from poetrylab.bench.results import RunRecord
+
+__all__ = ["SweepProgress"]
 
 
-def _clock(seconds: float) -> str:
-    seconds = max(0, round(seconds))
-    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+def _outcome(record: RunRecord) -> str:
+    if record["limit"]:
+        return f"LIMIT: {record['limit']}"
+    if record["elapsed_s"] is None:
+        return f"FAILED: {record['error']}"
+    ideal = record["ideal_s"]
+    tail = f" (ideal {ideal:.3f} s)" if ideal is not None else ""
+    failed = f", {record['errors']} downloads failed" if record["errors"] else ""
+    return f"{record['elapsed_s']:.3f} s{tail}{failed}"
 
 
-class ProgressBar:
-    """Report a sweep's progress on ``stream``; call it as ``run_bench``'s progress hook.
+class SweepProgress:
+    """A progress hook for :func:`~poetrylab.bench.harness.run_bench`, drawn by tqdm.
 
-    Not thread-safe (the harness calls it from one thread).
+    Call it as ``progress(done, total, run, record)``; :meth:`close` (or leaving the
+    ``with`` block) ends the bar. Not thread-safe (the harness calls it from one thread).
     """
 
-    def __init__(self, stream: TextIO | None = None, width: int = 24) -> None:
+    def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream if stream is not None else sys.stderr
-        self.width = width
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self._start = time.monotonic()
+        self._bar: tqdm[Never] | None = None
 
-    def __call__(self, done: int, total: int, run: Any, record: dict[str, Any] | None) -> None:
-        label = f"{run.client} N={run.n_servers} repeat {run.repeat + 1}"
-        spent = time.monotonic() - self._start
-        eta = spent / done * (total - done) if done else None
-        if self.tty:
-            filled = round(self.width * done / total) if total else self.width
-            bar = "#" * filled + "." * (self.width - filled)
-            tail = f"  about {_clock(eta)} left" if eta is not None else ""
-            self.stream.write(f"\r[{bar}] {done}/{total} {label:<28}{tail}   ")
-            if done == total and record is not None:
-                self.stream.write("\n")
-        elif record is not None:
-            elapsed = record.get("elapsed_s")
-            outcome = (
-                f"{elapsed:.3f} s (ideal {record['ideal_s']:.3f} s)"
-                if elapsed is not None else f"FAILED: {record.get('error')}"
-            )
-            self.stream.write(f"[{done}/{total}] {label}: {outcome}\n")
-        self.stream.flush()
+    def __call__(
+        self, done: int, total: int, run: PlannedRun, record: RunRecord | None
+    ) -> None:
+        label = f"{run.client} N={run.n_servers:,} repeat {run.repeat + 1}"
+        bar = self._bar
+        if bar is None:
+            bar = self._bar = tqdm(total=total, unit="run", file=self.stream, disable=not self.tty,
+                                   dynamic_ncols=True, leave=True)  # fmt: skip
+        if record is None:
+            bar.set_description_str(label)
+            return
+        bar.update(done - bar.n)
+        if not self.tty:
+            self.stream.write(f"[{done}/{total}] {label}: {_outcome(record)}\n")
+            self.stream.flush()
+        elif record["limit"] or record["elapsed_s"] is None or record["errors"]:
+            bar.write(f"{label}: {_outcome(record)}", file=self.stream)
+        if done == total:
+            self.close()
+
+    def close(self) -> None:
+        """End the bar (idempotent)."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def __enter__(self) -> SweepProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -4,9 +4,11 @@
         --servers 1,2,4,8,16 --delay 0.05 --num-bytes 10 --poem hope --repeats 3 \\
         --out results.json --plot figure.png
 
-runs the sweep (a progress bar on stderr), writes the results JSON, draws the figures
-(PNG and SVG) and prints a summary table. ``--load results.json`` re-draws and
-re-summarises a saved file without measuring anything.
+first compares the machine's load with the CPUs this process may use and says plainly,
+on stderr, when the figures will be distorted; then runs the sweep (a tqdm progress bar
+on stderr), writes the results JSON, draws the figures (PNG) and prints a summary table.
+``--load results.json`` re-draws and re-summarises a saved file without measuring
+anything.
 """
 
 from __future__ import annotations
@@ -16,7 +18,13 @@ import shlex
 import sys
 
 from poetrylab.bench.harness import DEFAULT_CLIENTS, BenchConfig, estimate_seconds, plan, run_bench
-from poetrylab.bench.results import format_table, load_results, save_results, summarise
+from poetrylab.bench.results import (
+    BenchResults,
+    format_table,
+    load_results,
+    save_results,
+    summarise,
+)
 
 __all__ = ["configure_parser", "run"]
 
@@ -63,8 +71,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="bench-results.json", metavar="RESULTS.json",
                         help="where to write the results (default bench-results.json)")
     parser.add_argument("--plot", metavar="FIGURE.png",
-                        help="draw the figures: FIGURE.png/.svg (overview) and "
-                             "FIGURE-timelines/-time/-efficiency/-cpu.png")
+                        help="draw the figures: FIGURE.png (overview) and FIGURE-timelines, "
+                             "-time, -throughput, -efficiency, -cpu, -per-connection, "
+                             "-phases.png")
     parser.add_argument("--pacing", choices=("timetable", "classic"), default=d.pacing,
                         help="server pacing: a fixed timetable (default) or the course's "
                              "chunk-after-chunk callLater server, which drifts when busy")
@@ -73,6 +82,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunks-max-servers", type=int, default=d.chunks_max_servers,
                         metavar="N", help="keep chunk timelines for runs with at most N "
                         f"servers (default {d.chunks_max_servers})")
+    parser.add_argument("--listeners-per-process", type=int,
+                        default=d.listeners_per_process, metavar="N",
+                        help="listeners per server process (default "
+                             f"{d.listeners_per_process}): N servers need 2N descriptors")
     parser.add_argument("--load", metavar="RESULTS.json",
                         help="measure nothing: summarise (and --plot) a saved results file")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -86,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
         results = _measure(args)
         path = save_results(results, args.out)
         print(f"results: {path}", file=sys.stderr)
+    if results["machine"].get("busy"):
+        print(f"note: measured while {results['machine']['busy']}", file=sys.stderr)
     print(format_table(summarise(results)))
     for skip in results["skipped"]:
         print(f"skipped {skip['client']} at N={skip['n_servers']}: {skip['reason']}")
@@ -101,8 +116,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _measure(args: argparse.Namespace) -> dict:
-    from poetrylab.bench._progress import ProgressBar
+def _measure(args: argparse.Namespace) -> BenchResults:
+    from poetrylab.bench._progress import SweepProgress
+    from poetrylab.bench._system import machine_load
     from poetrylab.corpus import load_poem
     from poetrylab.servers import poem_duration
 
@@ -110,18 +126,25 @@ def _measure(args: argparse.Namespace) -> dict:
         clients=args.clients, servers=args.servers, poem=args.poem, delay=args.delay,
         num_bytes=args.num_bytes, repeats=args.repeats, pacing=args.pacing,
         max_run_s=args.max_run_seconds, chunks_max_servers=args.chunks_max_servers,
+        listeners_per_process=args.listeners_per_process,
     )
     config.check()
     per_server = poem_duration(len(load_poem(config.poem).data), config.num_bytes, config.delay)
     runs, skipped = plan(config, per_server)
+    load = machine_load()
+    print(f"poetrylab bench: {load.describe()}", file=sys.stderr)
     if not args.quiet:
         print(
             f"{len(runs)} runs ({len(skipped)} skipped), each server {per_server:.2f} s; "
             f"about {estimate_seconds(runs) / 60:.1f} min. Ctrl-C stops and keeps what is done.",
             file=sys.stderr,
         )
-    command = "poetrylab bench " + shlex.join(sys.argv[2:]) if sys.argv[1:2] == ["bench"] else None
-    return run_bench(config, progress=None if args.quiet else ProgressBar(), command=command)
+    given = sys.argv[2:] if sys.argv[1:2] == ["bench"] else sys.argv[1:]
+    command = "poetrylab bench " + shlex.join(given)
+    if args.quiet:
+        return run_bench(config, command=command)
+    with SweepProgress() as progress:
+        return run_bench(config, progress=progress, command=command)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,25 +1,35 @@
-"""The benchmark's pictures, drawn from measured runs (notebooks 01 and 17).
+"""The benchmark's pictures, drawn from measured runs (notebooks 00, 01 and 17, the README).
 
 * :func:`plot_timelines` — the classic three-model figure, measured: one lane per thread
-  of control, a tick for every chunk that arrived, coloured by task.
-* :func:`plot_elapsed` — total time against N for every client, with the two ideal lines
-  (one server at a time: the sum; all at once: the slowest).
+  of control, a mark for every chunk that arrived, in its task's colour and shape. The
+  blocking client's one lane shows the tasks one after another, the threaded client has
+  a lane per thread, and a one-thread asynchronous client's single lane shows every
+  task's chunks interleaved.
+* :func:`plot_elapsed` — total time against N, with the two ideal lines (one server at a
+  time: the sum; all at once: the slowest).
+* :func:`plot_throughput` — poems (and bytes) delivered per second against N, with the
+  ideal lines: flat for one server at a time, growing with N for all at once.
 * :func:`plot_efficiency` — ideal / measured against N (1.0 is no overhead at all).
 * :func:`plot_cpu` — the client process's CPU time against N.
-* :func:`plot_overview` puts all four on one page; :func:`save_all_figures` writes them.
+* :func:`plot_per_connection` — time and CPU per connection against N (the C10K view).
+* :func:`plot_phases` — where each client's time and CPU went at one N: connecting, the
+  chunks, finishing.
+* :func:`plot_overview` puts the main ones on one page; :func:`save_all_figures` writes
+  them all as PNG.
 
-Each function returns a :class:`matplotlib.figure.Figure` built without pyplot, so it
-is safe in any thread and shows itself (as a PNG) when it is a notebook cell's value; pass ``ax`` to
-draw into an axes of your own instead. Every client keeps one colour and one marker in
-every figure (:data:`CLIENT_STYLES`); fonts are sized for a classroom projector.
+Each function returns a :class:`~poetrylab.pictures.Picture` (a sharp PNG plus a
+text/plain description made from the titles, labels and legends); its ``.figure`` is
+the matplotlib Figure, built without pyplot, so drawing is safe in any thread (draw
+and display in one thread at a time). Pass ``ax`` to draw into axes of your own. Every
+client keeps one colour and one marker in every figure (:data:`CLIENT_STYLES`); colours
+are dark enough for text on a projector and distinct for colour-blind readers, and
+never carry the meaning alone: markers, labels and positions carry it too.
 """
 
 from __future__ import annotations
 
-import io
-import math
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -30,58 +40,69 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from poetrylab.bench.results import BenchResults, RunRecord, TimelineEntry, good_runs
+from poetrylab.pictures import Picture
+
 __all__ = [
     "CLIENT_STYLES",
+    "FAILURE_COLOUR",
+    "TASK_STYLES",
+    "ShownFigure",
     "client_style",
-    "figure_png",
     "plot_cpu",
     "plot_efficiency",
     "plot_elapsed",
     "plot_overview",
+    "plot_per_connection",
+    "plot_phases",
+    "plot_throughput",
     "plot_timelines",
     "save_all_figures",
-    "save_figure",
     "timeline_runs",
 ]
 
-# Okabe-Ito colours: distinct for colour-blind viewers and on a washed-out projector.
+# Colour-blind-safe hues (Paul Tol's), each dark enough for a label on a washed-out
+# projector (contrast at least 3:1 on white; no yellow, no olive), and no red: red means
+# failure in every picture of the course (a failed download is a red cross).
 CLIENT_STYLES: dict[str, dict[str, str]] = {
-    "blocking": {"color": "#D55E00", "marker": "s"},
-    "threaded": {"color": "#E69F00", "marker": "^"},
-    "select": {"color": "#CC79A7", "marker": "D"},
-    "twisted": {"color": "#0072B2", "marker": "o"},
-    "asyncio": {"color": "#009E73", "marker": "v"},
-    "deferred": {"color": "#0072B2", "marker": "o"},
-    "protocol": {"color": "#56B4E9", "marker": "P"},
-    "reactor": {"color": "#56B4E9", "marker": "X"},
+    "blocking": {"color": "#555555", "marker": "s"},
+    "threaded": {"color": "#AA3377", "marker": "^"},
+    "select": {"color": "#009988", "marker": "D"},
+    "twisted": {"color": "#0077BB", "marker": "o"},
+    "asyncio": {"color": "#CC6600", "marker": "v"},
+    "deferred": {"color": "#0077BB", "marker": "o"},
+    "protocol": {"color": "#332288", "marker": "P"},
+    "reactor": {"color": "#332288", "marker": "X"},
     "inline": {"color": "#332288", "marker": "h"},
     "coroutine": {"color": "#882255", "marker": "*"},
 }
-_SPARE_STYLES = [{"color": c, "marker": "o"} for c in ("#7F7F7F", "#8C564B", "#BCBD22")]
-TASK_COLOURS = (
-    "#4477AA", "#EE7733", "#228833", "#AA3377", "#66CCEE", "#CCBB44", "#555555", "#BB5566",
+_SPARE_STYLES = [{"color": c, "marker": "o"} for c in ("#774411", "#225555", "#553377")]
+TASK_STYLES: tuple[tuple[str, str], ...] = (
+    ("#0077BB", "o"), ("#CC6600", "s"), ("#009988", "^"), ("#AA3377", "D"),
+    ("#555555", "v"), ("#332288", "P"), ("#882255", "X"), ("#117733", "h"),
 )  # fmt: skip
+"""Colour and marker of task 1, 2, ... in a timeline: shape tells them apart without colour."""
+FAILURE_COLOUR = "#AA0000"
 IDEAL_COLOUR = "#222222"
 
-_RC = {
-    "font.size": 16,
-    "axes.titlesize": 19,
-    "axes.titleweight": "bold",
-    "axes.labelsize": 17,
-    "xtick.labelsize": 15,
-    "ytick.labelsize": 15,
-    "legend.fontsize": 14,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-    "axes.grid": True,
-    "grid.alpha": 0.3,
-    "svg.fonttype": "none",
-}
 
 
 @contextmanager
-def _style() -> Any:
-    with mpl.rc_context(_RC):
+def _style() -> Iterator[None]:
+    """Sizes for a classroom projector: large fonts, light grid, no top or right spine."""
+    with mpl.rc_context({
+        "font.size": 16,
+        "axes.titlesize": 19,
+        "axes.titleweight": "bold",
+        "axes.labelsize": 17,
+        "xtick.labelsize": 15,
+        "ytick.labelsize": 15,
+        "legend.fontsize": 14,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "axes.grid": True,
+        "grid.alpha": 0.3,
+    }):
         yield
 
 
@@ -93,41 +114,48 @@ def client_style(client: str) -> dict[str, str]:
 
 
 class ShownFigure(Figure):
-    """A Figure that shows itself as a PNG in a notebook, with or without pyplot."""
+    """A Figure that shows itself as a PNG in a notebook (kept for the service figures;
+    the benchmark's own figures are :class:`~poetrylab.pictures.Picture` objects)."""
 
     def _repr_png_(self) -> bytes:
-        return figure_png(self, dpi=90)
+        return Picture(self, scale=1.0, dpi=90).png()
 
 
 def _new_axes(ax: Axes | None, size: tuple[float, float]) -> tuple[Figure, Axes]:
     if ax is not None:
-        return ax.figure, ax  # type: ignore[return-value]
-    fig = ShownFigure(figsize=size, layout="constrained")
+        figure = ax.get_figure()
+        assert isinstance(figure, Figure)
+        return figure, ax
+    fig = Figure(figsize=size, layout="constrained")
     return fig, fig.add_subplot()
 
 
-def _lanes(run: dict[str, Any], max_tasks: int) -> list[list[dict[str, Any]]]:
-    """The threads of control a run used, each with the downloads it worked on."""
-    tasks = run["timeline"][:max_tasks]
-    if run.get("model", run["client"]) == "threaded":
-        return [[t] for t in tasks]
-    return [tasks]
+def _picture(fig: Figure, dpi: float = 80) -> Picture:
+    """Figures are drawn at slide size in inches; 80 display pixels per inch fits a page."""
+    return Picture(fig, dpi=dpi)
+
+
+# ---------------------------------------------------------------- timelines
+
+
+def _single_threaded(run: RunRecord) -> bool:
+    return run["model"] != "threaded"
 
 
 def timeline_runs(
-    results: dict[str, Any],
+    results: BenchResults,
     clients: Sequence[str] | None = None,
     n_servers: int | None = None,
     max_servers: int = 8,
-) -> list[dict[str, Any]]:
+) -> list[RunRecord]:
     """Pick one run per client for :func:`plot_timelines`: first repeat, chunks stored.
 
     ``n_servers`` defaults to the largest N up to ``max_servers`` that has chunk
-    timelines (more lanes would be unreadable); ``clients`` defaults to blocking,
+    timelines (more tasks would be unreadable); ``clients`` defaults to blocking,
     threaded and one asynchronous client (twisted if measured). Returns [] when nothing
     suitable was measured.
     """
-    runs = [r for r in results["runs"] if r.get("chunks_stored", True) and r["timeline"]]
+    runs = [r for r in results["runs"] if r["chunks_stored"] and r["timeline"]]
     measured = list(dict.fromkeys(r["client"] for r in runs))
     if clients is None:
         preferred = ("twisted", "asyncio", "deferred")
@@ -138,9 +166,9 @@ def timeline_runs(
         clients = [c for c in ("blocking", "threaded") if c in measured] + asynchronous[:1]
     if n_servers is None:
         counts = sorted({r["n_servers"] for r in runs if r["client"] in clients})
-        small = [n for n in counts if n <= max_servers]
         if not counts:
             return []
+        small = [n for n in counts if n <= max_servers]
         n_servers = small[-1] if small else counts[0]
     chosen = []
     for client in clients:
@@ -150,131 +178,183 @@ def timeline_runs(
     return chosen
 
 
+def _lanes(run: RunRecord, max_tasks: int) -> list[list[TimelineEntry]]:
+    """The threads of control a run used, each with the downloads it worked on."""
+    tasks = run["timeline"][:max_tasks]
+    if _single_threaded(run):
+        return [tasks]
+    return [[t] for t in tasks]
+
+
+def _dodged(marks: list[tuple[float, int]], gap: float) -> list[tuple[float, int]]:
+    """Marks (time, task) in arrival order, each at least ``gap`` after the previous one.
+
+    Chunks from several servers often arrive within the same millisecond; drawn at their
+    exact times they would cover each other. Shifting each by at most a few marks' width
+    keeps them side by side, in the order they arrived.
+    """
+    out: list[tuple[float, int]] = []
+    last = -float("inf")
+    for t, task in sorted(marks):
+        x = max(t, last + gap)
+        out.append((x, task))
+        last = x
+    return out
+
+
 def plot_timelines(
-    runs: Sequence[dict[str, Any]],
+    runs: Sequence[RunRecord],
     ax: Axes | None = None,
     max_tasks: int = 8,
     title: str | None = None,
     task_labels: Sequence[str] | None = None,
-) -> Figure:
+) -> Picture:
     """Draw the measured three-model figure from run records (one per client).
 
     Each shaded band is one thread of control: the blocking client and every
-    single-threaded asynchronous client get one band, the threaded client one band per
-    thread. Inside a band each task has its own row, and every chunk's arrival is a tick
-    in its task's colour: in the blocking band the tasks follow one another like stairs,
-    in an asynchronous band they all run at once in the one thread. Each model's total
-    time is written where it ended. At most ``max_tasks`` tasks of a run are drawn.
-    ``task_labels`` names the tasks in the legend (e.g. the poems), in task order; by
-    default they are "task 1", "task 2", ... Raises ValueError if ``runs`` is empty or
+    single-threaded asynchronous client get one lane, the threaded client one lane per
+    thread. Every chunk's arrival is a mark in its task's colour and shape
+    (:data:`TASK_STYLES`): in the blocking lane the tasks follow one another, in an
+    asynchronous lane every task's chunks interleave in the one thread. Chunks that
+    arrived within the same instant are drawn side by side in arrival order. Each
+    model's total time is written where it ended. At most ``max_tasks`` tasks of a run
+    are drawn. ``task_labels`` names the tasks in the legend (e.g. the poems), in task
+    order; by default "task 1", "task 2", ... Raises ValueError if ``runs`` is empty or
     kept no chunks.
     """
     if not runs:
         raise ValueError("no runs to draw: measure at least one client first")
-    if any(not r.get("chunks_stored", True) for r in runs):
+    if any(not r["chunks_stored"] for r in runs):
         raise ValueError("these runs kept no chunk timelines (N above chunks_max_servers)")
     with _style():
         lanes = [(run, i, lane) for run in runs for i, lane in enumerate(_lanes(run, max_tasks))]
-        rows = [len(lane) for _, _, lane in lanes]
-        gap = 0.5
-        total = sum(rows) + gap * (len(lanes) - 1)
-        height = max(4.0, 2.2 + 0.42 * total)
+        height = max(3.6, 1.9 + 0.75 * len(lanes))
         fig, ax = _new_axes(ax, (15, height))
         ax.grid(False)
         ax.grid(True, axis="x", alpha=0.3)
-        ticks: list[tuple[float, str, str]] = []
+        right = max((t["finished"] or 0.0 for run in runs for t in run["timeline"][:max_tasks]),
+                    default=0.0)  # fmt: skip
+        gap = 0.0045 * (right or 1.0)
         n_tasks = 0
-        top = total
-        run_end: dict[int, tuple[float, float]] = {}
-        right = 0.0
+        ticks: list[tuple[float, str]] = []
+        ends: dict[int, tuple[float, float]] = {}
+        y = len(lanes) - 0.5
         for run, index, lane in lanes:
             colour = client_style(run["client"])["color"]
-            bottom = top - len(lane)
-            ax.axhspan(bottom + 0.04, top - 0.04, color=colour, alpha=0.10, lw=0, zorder=0)
-            for k, task in enumerate(lane):
-                y = top - 0.5 - k
+            ax.axhspan(y - 0.42, y + 0.42, color=colour, alpha=0.12, lw=0, zorder=0)
+            marks = []
+            for task in lane:
                 n_tasks = max(n_tasks, task["task"])
-                tcol = TASK_COLOURS[(task["task"] - 1) % len(TASK_COLOURS)]
-                if task["started"] is not None and task["finished"] is not None:
-                    ax.hlines(y, task["started"], task["finished"], colors=tcol, lw=1.5,
-                              alpha=0.6, zorder=1)
-                    right = max(right, task["finished"])
-                times = [c[0] for c in task.get("chunks", [])]
-                ax.vlines(times, y - 0.36, y + 0.36, colors=tcol, lw=2.2, zorder=2)
-                if task.get("error"):
-                    ax.plot([task["finished"]], [y], "x", color="#CC0000", ms=14, mew=3)
-            if run.get("model", run["client"]) != "threaded":
-                label = f"{run['client']}\n1 thread"
-            elif index == 0:
-                label = f"{run['client']}\nthread 1"
+                marks += [(c[0], task["task"]) for c in task.get("chunks", [])]
+                if task["error"] and task["finished"] is not None:
+                    ax.plot([task["finished"]], [y], "x", color=FAILURE_COLOUR, ms=16, mew=3,
+                            zorder=4)  # fmt: skip
+            for x, task_number in _dodged(marks, gap):
+                tcol, marker = TASK_STYLES[(task_number - 1) % len(TASK_STYLES)]
+                ax.vlines(x, y - 0.3, y + 0.18, colors=tcol, lw=2.0, zorder=2)
+                ax.plot([x], [y + 0.26], marker=marker, color=tcol, ms=7, mew=0, zorder=3)
+            if _single_threaded(run):
+                label = f"{run['client']}\none thread"
             else:
-                label = f"thread {index + 1}"
-            ticks.append(((top + bottom) / 2, label, colour))
-            finish = max((t["finished"] or 0.0 for t in run["timeline"][:max_tasks]), default=0.0)
-            run_end[id(run)] = (finish, (top + bottom) / 2)
-            top = bottom - gap
+                first = f"{run['client']}\n" if index == 0 else ""
+                label = f"{first}thread {index + 1}"
+            ticks.append((y, label))
+            if index == len(_lanes(run, max_tasks)) - 1 or _single_threaded(run):
+                finish = max((t["finished"] or 0.0 for t in run["timeline"][:max_tasks]),
+                             default=0.0)  # fmt: skip
+                ends[id(run)] = (finish, y)
+            y -= 1
         for run in runs:
-            finish, y = run_end[id(run)]
-            elapsed = run.get("elapsed_s") or finish
-            ax.text(finish, y, f"  {elapsed:.2f} s", va="center", ha="left", fontsize=16,
-                    color=client_style(run["client"])["color"], fontweight="bold")
-        ax.set_yticks([y for y, _, _ in ticks], [label for _, label, _ in ticks])
-        for tick, (_, _, colour) in zip(ax.get_yticklabels(), ticks, strict=True):
-            tick.set_color(colour)
-            tick.set_fontweight("bold")
+            finish, lane_y = ends[id(run)]
+            elapsed = run["elapsed_s"] or finish
+            ax.text(finish + gap, lane_y, f" {elapsed:.2f} s", va="center", ha="left",
+                    fontsize=16, color="#222222", fontweight="bold")  # fmt: skip
+        ax.set_yticks([t[0] for t in ticks], [t[1] for t in ticks])
+        for tick_label in ax.get_yticklabels():
+            tick_label.set_fontweight("bold")
         ax.tick_params(axis="y", length=0)
-        ax.set_ylim(-0.1, total + 0.1)
-        ax.set_xlim(0, right * 1.13 + 1e-3)
-        ax.set_xlabel("seconds since the client started (a tick: a chunk of the poem arrived)")
+        ax.set_ylim(-0.1, len(lanes) + 0.1)
+        ax.set_xlim(0, right * 1.14 + 1e-3)
+        ax.set_xlabel("seconds since the client started (each mark: a chunk of a poem arrived)")
         names = [f"task {i + 1}" for i in range(min(n_tasks, max_tasks))]
         names[: len(task_labels or ())] = list(task_labels or ())[: len(names)]
         handles = [
-            Line2D([], [], color=TASK_COLOURS[i % len(TASK_COLOURS)], lw=5, label=name)
+            Line2D([], [], color=TASK_STYLES[i % len(TASK_STYLES)][0], lw=2.5,
+                   marker=TASK_STYLES[i % len(TASK_STYLES)][1], ms=9, label=name)
             for i, name in enumerate(names)
-        ]
+        ]  # fmt: skip
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0),
-                  framealpha=0.95, borderaxespad=0.3)
+                  framealpha=0.95, borderaxespad=0.3)  # fmt: skip
         n = runs[0]["n_servers"]
-        ax.set_title(title or f"{n} slow servers: one after another takes the sum;\n"
-                     "threads, or one thread doing all at once, take the slowest", loc="left")
-    return fig
+        ax.set_title(title or f"{n} slow servers: one after another takes the sum; threads, "
+                     "or one thread\ninterleaving every task's chunks, take the slowest",
+                     loc="left")  # fmt: skip
+    return _picture(fig)
 
 
-def _groups(results: dict[str, Any], key: str) -> dict[str, dict[int, list[float]]]:
-    """client -> N -> the values of ``key`` in runs where every download succeeded."""
-    out: dict[str, dict[int, list[float]]] = {}
-    for client in results["parameters"]["clients"]:
-        out[client] = {}
-    for run in results["runs"]:
-        value = run.get(key)
-        if value is None or run["elapsed_s"] is None or run["errors"]:
-            continue
-        out.setdefault(run["client"], {}).setdefault(run["n_servers"], []).append(value)
+# ---------------------------------------------------------------- against N
+
+
+def _groups(results: BenchResults, value: str) -> dict[str, dict[int, list[float]]]:
+    """client -> N -> the values of ``value`` in runs where every download succeeded.
+
+    ``value`` is a run field, or ``"cpu_per_connection"`` / ``"time_per_connection"``.
+    """
+    out: dict[str, dict[int, list[float]]] = {c: {} for c in results["parameters"]["clients"]}
+    for run in good_runs(results["runs"]):
+        n = run["n_servers"]
+        if value == "cpu_per_connection":
+            got = run["cpu_s"] / n if run["cpu_s"] is not None else None
+        elif value == "time_per_connection":
+            got = run["elapsed_s"] / n if run["elapsed_s"] is not None else None
+        else:
+            got = run.get(value)  # type: ignore[assignment]  # any numeric field of a run
+        if isinstance(got, int | float):
+            out.setdefault(run["client"], {}).setdefault(n, []).append(float(got))
     return out
 
 
-def _failures(results: dict[str, Any]) -> list[str]:
+def _medians_at_top(
+    groups: dict[str, dict[int, list[float]]],
+) -> tuple[int | None, dict[str, float]]:
+    top = max((n for by_n in groups.values() for n in by_n), default=None)
+    if top is None:
+        return None, {}
+    return top, {c: statistics.median(by_n[top]) for c, by_n in groups.items() if top in by_n}
+
+
+def _failures(results: BenchResults) -> list[str]:
     seen: dict[tuple[str, int], str] = {}
     for run in results["runs"]:
-        if run["elapsed_s"] is None or run["errors"]:
+        if run["limit"]:
+            seen.setdefault((run["client"], run["n_servers"]), f"limit: {run['limit']}")
+        elif run["elapsed_s"] is None or run["errors"]:
             seen.setdefault((run["client"], run["n_servers"]), str(run["error"]))
-    return [f"{c} failed at N={n}: {reason[:90]}" for (c, n), reason in seen.items()]
+    return [f"{c} at N={n:,}: {reason[:100]}" for (c, n), reason in seen.items()]
 
 
 def _log_n_axis(ax: Axes, counts: Iterable[int]) -> None:
-    counts = sorted(set(counts))
+    ns = sorted(set(counts))
     ax.set_xscale("log")
-    ax.set_xticks(counts, [f"{n:,}" for n in counts])
+    shown = [n for n in ns if len(ns) < 9 or str(n)[0] in "125"]
+    ax.set_xticks(shown, [f"{n:,}" for n in shown])
     ax.xaxis.set_minor_formatter(NullFormatter())
-    if counts:
-        ax.set_xlim(counts[0] / 1.4, counts[-1] * 1.4)
+    if ns:
+        ax.set_xlim(ns[0] / 1.4, ns[-1] * 1.4)
     ax.set_xlabel("number of servers, N")
 
 
-def _seconds(value: float, _pos: object = None) -> str:
+def _number(value: float, _pos: object = None) -> str:
     if value >= 100:
         return f"{value:,.0f}"
     return f"{value:g}"
+
+
+def _log_y(ax: Axes) -> None:
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(_number))
+    ax.yaxis.set_minor_formatter(NullFormatter())
 
 
 def _plot_series(ax: Axes, groups: dict[str, dict[int, list[float]]], scale: float = 1.0) -> None:
@@ -285,20 +365,34 @@ def _plot_series(ax: Axes, groups: dict[str, dict[int, list[float]]], scale: flo
         ns = sorted(by_n)
         for n in ns:
             ax.plot([n] * len(by_n[n]), [v * scale for v in by_n[n]], style["marker"],
-                    color=style["color"], alpha=0.35, ms=7, zorder=3)
+                    color=style["color"], alpha=0.35, ms=7, zorder=3)  # fmt: skip
         medians = [statistics.median(by_n[n]) * scale for n in ns]
         ax.plot(ns, medians, "-", marker=style["marker"], color=style["color"], lw=3, ms=10,
-                label=client, zorder=4)
+                label=client, zorder=4)  # fmt: skip
 
 
-def _note_failures(ax: Axes, results: dict[str, Any]) -> None:
+def _note_failures(ax: Axes, results: BenchResults) -> None:
     failures = _failures(results)
     if failures:
         ax.text(0.01, 0.01, "\n".join(failures[:3]), transform=ax.transAxes, fontsize=12,
-                color="#CC0000", va="bottom", ha="left")
+                color=FAILURE_COLOUR, va="bottom", ha="left", wrap=True)  # fmt: skip
 
 
-def plot_elapsed(results: dict[str, Any], ax: Axes | None = None) -> Figure:
+def _note_skipped(ax: Axes, results: BenchResults, y: float = 0.3) -> None:
+    skipped = sorted({(s["client"], s["n_servers"]) for s in results["skipped"]})
+    if skipped:
+        clients = ", ".join(dict.fromkeys(c for c, _ in skipped))
+        limit = results["parameters"]["max_run_s"]
+        ax.text(0.98, y, f"{clients} not run at N ≥ {min(n for _, n in skipped):,}:\n"
+                f"ideal time over the {limit:g} s limit", transform=ax.transAxes, ha="right",
+                va="center", fontsize=14, color="#444444")  # fmt: skip
+
+
+def _ideal_points(results: BenchResults) -> list[tuple[int, float, float]]:
+    return sorted((e["n_servers"], e["sequential_s"], e["concurrent_s"]) for e in results["ideal"])
+
+
+def plot_elapsed(results: BenchResults, ax: Axes | None = None) -> Picture:
     """Total time against N for every client (median line, each repeat a faint dot).
 
     The dashed line is the ideal for one server at a time (the sum of the servers'
@@ -306,112 +400,211 @@ def plot_elapsed(results: dict[str, Any], ax: Axes | None = None) -> Figure:
     """
     with _style():
         fig, ax = _new_axes(ax, (12, 7.5))
-        ideal = sorted(results["ideal"], key=lambda e: e["n_servers"])
-        ns = [e["n_servers"] for e in ideal]
-        ax.plot(ns, [e["sequential_s"] for e in ideal], "--", color=IDEAL_COLOUR, lw=2.5,
-                label="ideal, one at a time: sum", zorder=2)
-        ax.plot(ns, [e["concurrent_s"] for e in ideal], ":", color=IDEAL_COLOUR, lw=3,
-                label="ideal, all at once: slowest", zorder=2)
+        ideal = _ideal_points(results)
+        ns = [n for n, _, _ in ideal]
+        ax.plot(ns, [s for _, s, _ in ideal], "--", color=IDEAL_COLOUR, lw=2.5,
+                label="ideal, one at a time: the sum", zorder=2)  # fmt: skip
+        ax.plot(ns, [c for _, _, c in ideal], ":", color=IDEAL_COLOUR, lw=3,
+                label="ideal, all at once: the slowest", zorder=2)  # fmt: skip
         _plot_series(ax, _groups(results, "elapsed_s"))
         _log_n_axis(ax, ns)
-        ax.set_yscale("log")
-        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-        ax.yaxis.set_major_formatter(FuncFormatter(_seconds))
-        ax.yaxis.set_minor_formatter(NullFormatter())
+        _log_y(ax)
         ax.set_ylabel("seconds to get every poem")
-        if ideal:
-            last = ideal[-1]
-            ax.annotate("sum", (last["n_servers"], last["sequential_s"]), xytext=(8, 0),
-                        textcoords="offset points", va="center", fontsize=15)
-            ax.annotate("slowest", (last["n_servers"], last["concurrent_s"]), xytext=(8, -14),
-                        textcoords="offset points", va="center", fontsize=15)
         ax.legend(loc="upper left", framealpha=0.95)
         _note_failures(ax, results)
-        skipped = sorted({(s["client"], s["n_servers"]) for s in results.get("skipped", [])})
-        if skipped:
-            clients = ", ".join(dict.fromkeys(c for c, _ in skipped))
-            limit = results["parameters"].get("max_run_s")
-            over = f"over the {limit:g} s limit" if limit else "over the time limit"
-            ax.text(0.98, 0.3, f"{clients} not run at N ≥ {min(n for _, n in skipped):,}:\n"
-                    f"ideal time {over}", transform=ax.transAxes, ha="right",
-                    va="center", fontsize=14, color="#444444")
-        ax.set_title("Blocking time grows with N (the sum);\n"
-                     "concurrent clients stay near the slowest server", loc="left")
-    return fig
+        _note_skipped(ax, results)
+        ax.set_title("Blocking time grows with N (the sum); concurrent\n"
+                     "clients stay near the slowest server, then lift off", loc="left")
+    return _picture(fig)
 
 
-def plot_efficiency(results: dict[str, Any], ax: Axes | None = None) -> Figure:
+def plot_throughput(results: BenchResults, ax: Axes | None = None) -> Picture:
+    """Poems delivered per second against N, from the same runs (bytes/s on the right).
+
+    The ideal lines: one server at a time delivers one poem per server-time whatever N
+    is (flat, dashed); all at once delivers N per server-time (dotted, growing with N)
+    until something runs out: the CPU, memory, threads or file descriptors. Only runs in
+    which every poem arrived are drawn, so bytes/s is poems/s times the poem's size.
+    """
+    with _style():
+        fig, ax = _new_axes(ax, (12, 7.5))
+        params = results["parameters"]
+        per_server = params["server_time_s"]
+        ns = [n for n, _, _ in _ideal_points(results)]
+        if per_server > 0 and ns:
+            ax.plot(ns, [1 / per_server] * len(ns), "--", color=IDEAL_COLOUR, lw=2.5,
+                    label="ideal, one at a time: 1 poem per server-time", zorder=2)
+            ax.plot(ns, [n / per_server for n in ns], ":", color=IDEAL_COLOUR, lw=3,
+                    label="ideal, all at once: N poems per server-time", zorder=2)
+        _plot_series(ax, _groups(results, "poems_per_s"))
+        _log_n_axis(ax, ns)
+        _log_y(ax)
+        ax.set_ylabel("poems delivered per second")
+        size = params["poem_bytes"]
+
+        def to_bytes(poems: Any) -> Any:
+            return poems * size
+
+        def to_poems(nbytes: Any) -> Any:
+            return nbytes / size
+
+        right = ax.secondary_yaxis("right", functions=(to_bytes, to_poems))
+        right.set_ylabel(f"bytes per second ({size:,}-byte poems)")
+        right.yaxis.set_major_formatter(FuncFormatter(_number))
+        ax.legend(loc="upper left", framealpha=0.95, fontsize=13)
+        _note_failures(ax, results)
+        _note_skipped(ax, results, y=0.12)
+        ax.set_title("Throughput: blocking stays flat at one poem per server-time;\n"
+                     "concurrent clients grow with N until the CPU runs out", loc="left")
+    return _picture(fig)
+
+
+def plot_efficiency(results: BenchResults, ax: Axes | None = None) -> Picture:
     """Each client's ideal time / measured time against N: 1.0 means no overhead at all.
 
     The ideal is the client's own model's: the sum for the blocking client, the slowest
-    server for every concurrent one. Faint lines mark 3 % and 5 % over the ideal.
+    server for every concurrent one. Faint lines mark 5 % and 25 % over the ideal.
     """
     with _style():
         fig, ax = _new_axes(ax, (12, 7.5))
         groups = _groups(results, "efficiency")
         _plot_series(ax, groups)
         values = [v for by_n in groups.values() for vs in by_n.values() for v in vs]
-        low = min([0.9, *values]) if values else 0.9
+        low = min([0.7, *values])
         ax.axhline(1.0, color=IDEAL_COLOUR, lw=2.5, ls=":", zorder=2)
-        for pct in (3, 5):
+        for pct in (5, 25):
             level = 1 / (1 + pct / 100)
             ax.axhline(level, color="#888888", lw=1.5, ls="--", zorder=1)
             ax.text(1.0, level, f" {pct}% over", transform=ax.get_yaxis_transform(),
-                    va="center", ha="left", fontsize=13, color="#555555")
+                    va="center", ha="left", fontsize=13, color="#444444")  # fmt: skip
         ax.text(1.0, 1.0, " ideal", transform=ax.get_yaxis_transform(), va="center",
-                ha="left", fontsize=14)
-        ax.set_ylim(max(0.0, low - 0.03), 1.02)
+                ha="left", fontsize=14)  # fmt: skip
+        ax.set_ylim(max(0.0, low - 0.05), 1.03)
         _log_n_axis(ax, [e["n_servers"] for e in results["ideal"]])
         ax.set_ylabel("ideal time / measured time")
         ax.legend(loc="lower left", framealpha=0.95)
-        title = "Each client against its ideal (1.0 = no time added)"
-        top_n = max((n for by_n in groups.values() for n in by_n), default=None)
-        at_top = {c: statistics.median(by_n[top_n]) for c, by_n in groups.items()
-                  if top_n is not None and top_n in by_n}  # fmt: skip
-        if len(at_top) > 1:
-            worst = min(at_top, key=lambda c: at_top[c])
-            best = max(at_top, key=lambda c: at_top[c])
-            title += (f"\nat N={top_n:,}: {worst} {100 * (1 / at_top[worst] - 1):.1f}% over, "
-                      f"{best} {100 * (1 / at_top[best] - 1):.1f}%")
-        ax.set_title(title, loc="left")
-    return fig
+        ax.set_title("Each client against its own ideal (1.0 = no time added)", loc="left")
+    return _picture(fig)
 
 
-def plot_cpu(results: dict[str, Any], ax: Axes | None = None) -> Figure:
-    """CPU time the client process spent downloading, against N (both axes logarithmic).
-
-    The title names the client that spent the most CPU at the largest N measured.
-    """
+def plot_cpu(results: BenchResults, ax: Axes | None = None) -> Picture:
+    """CPU time the client process spent downloading, against N (both axes logarithmic)."""
     with _style():
         fig, ax = _new_axes(ax, (12, 7.5))
-        groups = _groups(results, "cpu_s")
-        _plot_series(ax, groups)
+        _plot_series(ax, _groups(results, "cpu_s"))
         _log_n_axis(ax, [e["n_servers"] for e in results["ideal"]])
-        ax.set_yscale("log")
-        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-        ax.yaxis.set_major_formatter(FuncFormatter(_seconds))
-        ax.yaxis.set_minor_formatter(NullFormatter())
+        _log_y(ax)
         ax.set_ylabel("client CPU seconds (user + system)")
         ax.legend(loc="upper left", framealpha=0.95)
-        title = "Client CPU time (lower is cheaper)"
-        top_n = max((n for by_n in groups.values() for n in by_n), default=None)
-        if top_n is not None:
-            at_top = {
-                c: statistics.median(by_n[top_n]) for c, by_n in groups.items() if top_n in by_n
-            }
-            if len(at_top) > 1:
-                worst = max(at_top, key=lambda c: at_top[c])
-                best = min(at_top, key=lambda c: at_top[c])
-                ratio = at_top[worst] / at_top[best] if at_top[best] > 0 else math.inf
-                title += f"\nat N={top_n:,}: {worst} used {ratio:.1f}× {best}'s CPU"
-        ax.set_title(title, loc="left")
-    return fig
+        ax.set_title("Client CPU time (lower is cheaper)", loc="left")
+    return _picture(fig)
 
 
-def plot_overview(results: dict[str, Any]) -> Figure:
-    """All four pictures on one page: timelines on top; time, efficiency and CPU below."""
+def plot_per_connection(results: BenchResults) -> Picture:
+    """Time and CPU per connection against N, side by side: the C10K view.
+
+    Left, elapsed time / N: ideal for one server at a time is flat (each connection
+    costs one server-time), for all at once it falls as 1/N (the same server-time shared
+    by N). Right, client CPU / N in microseconds: a flat line is a cost per connection
+    that does not grow with N; the dashed line is the cheapest client's cost at the
+    largest N, for reference.
+    """
     with _style():
-        fig = ShownFigure(figsize=(24, 15), layout="constrained")
+        fig = Figure(figsize=(20, 8), layout="constrained")
+        left, right = fig.subplots(1, 2)
+        ideal = _ideal_points(results)
+        ns = [n for n, _, _ in ideal]
+        left.plot(ns, [s / n for n, s, _ in ideal], "--", color=IDEAL_COLOUR, lw=2.5,
+                  label="ideal, one at a time: one server-time", zorder=2)
+        left.plot(ns, [c / n for n, _, c in ideal], ":", color=IDEAL_COLOUR, lw=3,
+                  label="ideal, all at once: server-time / N", zorder=2)
+        _plot_series(left, _groups(results, "time_per_connection"), scale=1000)
+        _log_n_axis(left, ns)
+        _log_y(left)
+        left.set_ylabel("milliseconds of elapsed time per connection")
+        left.legend(loc="lower left", framealpha=0.95, fontsize=13)
+        left.set_title("Time per connection falls as 1/N\nwhile the client keeps up", loc="left")
+        cpu = _groups(results, "cpu_per_connection")
+        _plot_series(right, cpu, scale=1e6)
+        top, at_top = _medians_at_top(cpu)
+        if at_top and top is not None:
+            cheapest = min(at_top, key=lambda c: at_top[c])
+            right.axhline(at_top[cheapest] * 1e6, color=IDEAL_COLOUR, ls="--", lw=2, zorder=2,
+                          label=f"flat: {cheapest}'s cost per connection at N={top:,}")
+        _log_n_axis(right, ns)
+        _log_y(right)
+        right.set_ylabel("client CPU microseconds per connection")
+        right.legend(loc="upper right", framealpha=0.95, fontsize=13)
+        right.set_title("CPU per connection: flat means it scales;\n"
+                        "the fixed start-up cost is shared out at small N", loc="left")
+    return _picture(fig)
+
+
+_PHASES = (("connect", "connecting", "#88CCEE", ""), ("transfer", "the chunks", "#44AA99", "//"),
+           ("finish", "finishing", "#DDCC77", ".."))  # fmt: skip
+
+
+def _phase(run: RunRecord, name: str) -> float | None:
+    phases = run["phases"]
+    value = phases.get(name) if phases is not None else None
+    return float(value) if isinstance(value, int | float) else None
+
+
+def plot_phases(results: BenchResults, n_servers: int | None = None) -> Picture:
+    """Where each client's time and CPU went at one N (default: the largest measured).
+
+    Two panels of stacked bars, one bar per client (medians over the good runs):
+    elapsed time split into connecting, the chunks and finishing, with one server's
+    ideal time marked; and client CPU split the same way. Phases are told apart by
+    hatching as well as colour. Raises ValueError when no run at that N has phases.
+    """
+    runs = [r for r in good_runs(results["runs"]) if r["phases"] is not None]
+    if n_servers is None:
+        n_servers = max((r["n_servers"] for r in runs), default=None)
+    runs = [r for r in runs if r["n_servers"] == n_servers]
+    if not runs or n_servers is None:
+        raise ValueError(f"no run at N={n_servers} recorded its phases")
+    clients = [c for c in results["parameters"]["clients"] if any(r["client"] == c for r in runs)]
+    with _style():
+        fig = Figure(figsize=(20, 1.6 + 1.1 * len(clients)), layout="constrained")
+        time_ax, cpu_ax = fig.subplots(1, 2, sharey=True)
+        for y, client in enumerate(reversed(clients)):
+            mine = [r for r in runs if r["client"] == client]
+            for ax, prefix in ((time_ax, ""), (cpu_ax, "cpu_")):
+                left = 0.0
+                for key, label, colour, hatch in _PHASES:
+                    name = f"{prefix}{key}_s"
+                    values = [value for r in mine
+                              if (value := _phase(r, name)) is not None]  # fmt: skip
+                    width = statistics.median(values) if values else 0.0
+                    ax.barh(y, width, left=left, color=colour, hatch=hatch, edgecolor="#333333",
+                            lw=1, label=label if y == 0 else None)
+                    left += width
+                ax.text(left, y, f"  {left:.2f} s", va="center", ha="left", fontsize=14)
+        ticks = list(reversed(clients))
+        time_ax.set_yticks(range(len(ticks)), ticks)
+        for ax in (time_ax, cpu_ax):
+            ax.grid(False)
+            ax.grid(True, axis="x", alpha=0.3)
+            for label in ax.get_yticklabels():
+                label.set_fontweight("bold")
+        per_server = results["parameters"]["server_time_s"]
+        time_ax.axvline(per_server, color=IDEAL_COLOUR, ls=":", lw=3,
+                        label="one server's time (the ideal)")
+        time_ax.set_xlabel("seconds of elapsed time")
+        cpu_ax.set_xlabel("client CPU seconds")
+        time_ax.set_xlim(0, time_ax.get_xlim()[1] * 1.15)
+        cpu_ax.set_xlim(0, cpu_ax.get_xlim()[1] * 1.15)
+        time_ax.legend(loc="lower right", framealpha=0.95, fontsize=13)
+        time_ax.set_title(f"Where the time went at N={n_servers:,}", loc="left")
+        cpu_ax.set_title(f"Where the CPU went at N={n_servers:,}", loc="left")
+    return _picture(fig)
+
+
+def plot_overview(results: BenchResults) -> Picture:
+    """The main pictures on one page: timelines on top; time, throughput and CPU below."""
+    with _style():
+        fig = Figure(figsize=(24, 15), layout="constrained")
         grid = fig.add_gridspec(2, 3, height_ratios=[1, 1.05])
         top = fig.add_subplot(grid[0, :])
         runs = timeline_runs(results, max_servers=5)
@@ -420,55 +613,38 @@ def plot_overview(results: dict[str, Any]) -> Figure:
         else:
             top.axis("off")
             top.text(0.5, 0.5, "no chunk timelines stored (every N above chunks_max_servers)",
-                     ha="center", va="center", fontsize=18)
+                     ha="center", va="center", fontsize=18)  # fmt: skip
         plot_elapsed(results, ax=fig.add_subplot(grid[1, 0]))
-        plot_efficiency(results, ax=fig.add_subplot(grid[1, 1]))
+        plot_throughput(results, ax=fig.add_subplot(grid[1, 1]))
         plot_cpu(results, ax=fig.add_subplot(grid[1, 2]))
         p = results["parameters"]
         fig.suptitle(
             f"poetrylab bench: {p['poem']} ({p['poem_bytes']:,} bytes), {p['num_bytes']} bytes "
             f"every {p['delay']:g} s = {p['server_time_s']:.2f} s per server; "
-            f"Python {p['python']}, Twisted {p['twisted']}, {p['cpu_count']} CPUs",
+            f"Python {p['python']}, Twisted {p['twisted']}, {p['usable_cpus']:g} usable CPUs",
             fontsize=19,
         )
-    return fig
+    return _picture(fig, dpi=60)
 
 
-def figure_png(fig: Figure, dpi: int = 100) -> bytes:
-    """Render ``fig`` to PNG bytes (for tests, or to embed elsewhere)."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi)
-    return buffer.getvalue()
+def save_all_figures(results: BenchResults, path: str | Path) -> list[Path]:
+    """Write the overview at ``path`` (a ``.png``) and each figure beside it; return the paths.
 
-
-def save_figure(fig: Figure, path: str | Path, dpi: int = 110) -> list[Path]:
-    """Write ``fig`` as PNG and SVG beside each other (``path``'s suffix is replaced).
-
-    Returns the paths written. Creates the directory if needed.
+    For ``figure.png``: ``figure.png`` (overview), and ``figure-timelines``, ``-time``,
+    ``-throughput``, ``-efficiency``, ``-cpu``, ``-per-connection`` and ``-phases``
+    (those with something to draw), each a PNG at twice display size.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    written = []
-    for suffix in (".png", ".svg"):
-        target = path.with_suffix(suffix)
-        fig.savefig(target, dpi=dpi)
-        written.append(target)
-    return written
-
-
-def save_all_figures(results: dict[str, Any], path: str | Path) -> list[Path]:
-    """Write the overview at ``path`` and each figure beside it; return every path written.
-
-    For ``figure.png``: ``figure.png``/``.svg`` (overview), and ``figure-timelines``,
-    ``figure-time``, ``figure-efficiency``, ``figure-cpu`` (PNG and SVG each).
-    """
-    path = Path(path)
+    path = Path(path).with_suffix(".png")
     base = path.with_suffix("")
-    written = save_figure(plot_overview(results), path)
+    written = [plot_overview(results).save(path)]
     runs = timeline_runs(results)
     if runs:
-        written += save_figure(plot_timelines(runs), f"{base}-timelines.png")
-    written += save_figure(plot_elapsed(results), f"{base}-time.png")
-    written += save_figure(plot_efficiency(results), f"{base}-efficiency.png")
-    written += save_figure(plot_cpu(results), f"{base}-cpu.png")
+        written.append(plot_timelines(runs).save(f"{base}-timelines.png"))
+    for name, plot in (("time", plot_elapsed), ("throughput", plot_throughput),
+                       ("efficiency", plot_efficiency), ("cpu", plot_cpu),
+                       ("per-connection", plot_per_connection)):  # fmt: skip
+        written.append(plot(results).save(f"{base}-{name}.png"))
+    if any(r["phases"] is not None and r["elapsed_s"] for r in results["runs"]):
+        written.append(plot_phases(results).save(f"{base}-phases.png"))
     return written
+

@@ -8,6 +8,11 @@ chunk every ``delay`` seconds. A client cannot beat that, only add to it:
 * a client that works on every server at once (threads, ``select``, Twisted, asyncio)
   needs at least the **slowest** server's time.
 
+The same two ideals, as throughput (poems delivered per second): one server at a time
+delivers one poem per server-time whatever N is, a flat line; all at once delivers N
+poems per server-time, a line that grows with N until something else (the CPU, memory,
+a thread or file limit) stops it.
+
 ``efficiency = ideal / measured`` says how close a run came: 1.0 is ideal, 0.95 means the
 client added 5 % on top of what the servers made it wait.
 """
@@ -16,13 +21,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from poetrylab.servers import poem_duration
-
 __all__ = [
     "SEQUENTIAL_CLIENTS",
     "efficiency",
     "ideal_concurrent",
     "ideal_for",
+    "ideal_poems_per_s",
     "ideal_sequential",
     "server_times",
 ]
@@ -33,6 +37,8 @@ SEQUENTIAL_CLIENTS = frozenset({"blocking"})
 
 def server_times(size: int, num_bytes: int, delay: float, n_servers: int) -> list[float]:
     """Seconds each of ``n_servers`` identical servers needs to send a ``size``-byte poem."""
+    from poetrylab.servers import poem_duration  # here: importing servers imports Twisted
+
     if n_servers < 0:
         raise ValueError(f"n_servers must be >= 0, not {n_servers}")
     return [poem_duration(size, num_bytes, delay)] * n_servers
@@ -60,3 +66,16 @@ def efficiency(ideal: float, measured: float) -> float | None:
     if measured <= 0:
         return None
     return ideal / measured
+
+
+def ideal_poems_per_s(client: str, n_servers: int, server_time: float) -> float | None:
+    """The most poems per second ``client`` can deliver from ``n_servers`` servers.
+
+    A sequential client: one poem per ``server_time`` (flat in N); a concurrent one:
+    ``n_servers`` per ``server_time``. None when ``server_time`` is 0 (no limit at all).
+    """
+    if server_time <= 0:
+        return None
+    if client in SEQUENTIAL_CLIENTS:
+        return 1 / server_time
+    return n_servers / server_time

@@ -5,16 +5,22 @@ listens on N loopback ports, prints one JSON line ``{"host": ..., "ports": [...]
 stdout when every listener is ready, and serves until SIGINT/SIGTERM, a ``quit`` line
 or the end of its stdin (so it never outlives the harness that started it). A ``stats``
 line on stdin answers with one JSON line of server-side statistics since the last
-``stats``: connections, chunks written and how late the writes were.
+``stats``: connections, chunks written, how late the writes were, CPU time. The harness
+(:class:`~poetrylab.bench.harness.ServerHost`) starts several of these processes when N
+is large (each listener and each connection is a file descriptor, and a process may
+open only so many) and adds their statistics up.
 
 Pacing. The course's slow server (:class:`~poetrylab.servers.SlowPoetryProtocol`,
 ``--pacing classic``) schedules each chunk ``delay`` after the previous one was written,
 so every late wake-up pushes all later chunks back: at 1,000 connections the server
 itself drifts and the clients get the blame. The default, ``--pacing timetable``, keeps
-to a fixed timetable instead: chunk *k* is due ``k * delay`` after the connection was
-made, and a late wake-up writes every chunk that is due at once. Each connection then
-lasts :func:`~poetrylab.servers.poem_duration` seconds plus one wake-up's lateness,
-which the ``stats`` line reports, so a benchmark measures its clients, not its server.
+every connection on one timetable instead, the same in every process: chunk *k* is due
+``k * delay`` after the connection was accepted. Twisted's ``LoopingCall`` keeps that
+schedule (it wakes at ``start + k * delay`` and skips the intervals it missed), and each
+wake-up writes every chunk that is due, in one write, so lateness never accumulates.
+Each connection then lasts :func:`~poetrylab.servers.poem_duration` seconds plus one
+wake-up's lateness, which the ``stats`` line reports, so a benchmark measures its
+clients, not its server.
 """
 
 from __future__ import annotations
@@ -23,18 +29,23 @@ import argparse
 import json
 import math
 import resource
-import socket
 import sys
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from twisted.internet import interfaces
+from twisted.internet.address import IPv4Address
 from twisted.internet.protocol import Protocol
+from twisted.internet.task import LoopingCall
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 
+from poetrylab._typing import ReactorCore, ReactorTCP, ReactorTime, TCPTransport
 from poetrylab.bench._system import raise_fd_limit
 from poetrylab.servers import PoetryFactory, SlowPoetryProtocol
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IReactorTime
 
 __all__ = [
     "PACINGS",
@@ -53,8 +64,9 @@ class ServerStats:
     """What the server did since the last reset: connections, writes, lateness.
 
     ``max_late_s`` is the latest any write came after its timetable slot (chunk *k* of a
-    connection is due ``k * delay`` after it was made); ``final_late_s`` sums how late
-    each connection's last write was (divide by ``completed``).
+    connection is due ``k * delay`` after it was accepted); ``final_late_s`` sums how late
+    each connection's last write was (divide by ``completed``). Not thread-safe (the
+    reactor thread alone updates it).
     """
 
     connections: int = 0
@@ -84,71 +96,77 @@ class _BenchFactory(PoetryFactory):
     stats: ServerStats
 
 
-class TimetablePoetryProtocol(Protocol):
-    """Send the poem on a fixed timetable: chunk *k* is due ``k * delay`` after connecting.
+_EARLY = 1e-4
+"""Seconds a wake-up may come before its slot and still count as on time: clock values
+near 1.7e9 s (``time.time``) carry rounding errors of about 1e-7 s."""
 
-    The first chunk goes out at once. When the reactor wakes late, every chunk that is
-    due goes out in one write, so lateness never accumulates. Closes after the last
-    chunk; cancels its pending call when the client hangs up first.
+
+class TimetablePoetryProtocol(Protocol):
+    """Send the poem on a fixed timetable: chunk *k* is due ``k * delay`` after accepting.
+
+    A ``LoopingCall`` on the factory's reactor calls :meth:`send_due` at
+    ``start + k * delay``; it writes every chunk due by then (one on time, several after
+    a late wake-up) in one write. The first chunk goes out at once. Closes after the last
+    chunk; stops its loop when the client hangs up first.
+
+    Why not ``LoopingCall.withCount``, which counts the intervals itself: it rounds
+    ``(now - start) / delay`` down, and with the reactor's clock (seconds since 1970,
+    rounding errors of 1e-7 s) that skips its first call and now and then a later one,
+    each time holding a chunk back by a whole ``delay``: measured, every poem came one
+    ``delay`` late. Counting chunks from the clock with a tolerance (:data:`_EARLY`) does
+    not. Writes go through the transport, which sends on the reactor's next turn; at
+    N = 10,000 the pacing stays on schedule with it (notebook 17 and the README give the
+    measured lateness), so nothing here writes behind the transport's back.
     """
 
     factory: _BenchFactory
+    transport: TCPTransport  # type: ignore[assignment]  # Twisted: ITransport | None; set once connected
 
     def __init__(self) -> None:
-        self._start = 0.0
         self._sent = 0
-        self._socket: socket.socket | None = None
-        self._pending: interfaces.IDelayedCall | None = None
+        self._total = 0
+        self._loop: LoopingCall | None = None
 
     def connectionMade(self) -> None:
-        self.factory.connections += 1
-        self.factory.stats.connections += 1
-        self._start = self.factory.reactor.seconds()
-        get_handle = getattr(self.transport, "getHandle", None)
-        handle = get_handle() if get_handle else None
-        self._socket = handle if isinstance(handle, socket.socket) else None
-        self._send_due()
-
-    def _send_due(self) -> None:
-        self._pending = None
         factory = self.factory
-        poem, size, delay = factory.poem, factory.num_bytes, factory.delay
-        total = max(1, math.ceil(len(poem) / size))
-        now = factory.reactor.seconds()
-        due = min(total, int((now - self._start) / delay + 1e-9) + 1) if delay > 0 else total
-        due = max(due, self._sent + 1)
-        data = poem[self._sent * size : due * size]
-        self._sent = due
-        self._write(data)
-        late = max(0.0, now - (self._start + (due - 1) * delay))
-        factory.stats.wrote(len(data), late, last=due >= total)
-        if due >= total:
-            self.transport.loseConnection()
-        else:
-            wait = self._start + due * delay - now
-            self._pending = factory.reactor.callLater(max(0.0, wait), self._send_due)
-
-    def _write(self, data: bytes) -> None:
-        # Twisted's write() buffers and sends on the next reactor turn, which costs two
-        # more epoll updates per chunk; 50,000 chunks a second (1,000 servers at 0.02 s)
-        # make that the server's main cost. A 10-byte write to a loopback peer almost
-        # always fits the kernel's buffer, so send it now, and hand whatever did not fit
-        # (and everything after it, to keep the order) to the transport.
-        if self._socket is None:
-            self.transport.write(data)
+        factory.connections += 1
+        factory.stats.connections += 1
+        self._total = max(1, math.ceil(len(factory.poem) / factory.num_bytes))
+        if factory.delay <= 0:
+            self.send_due(self._total)
             return
-        try:
-            sent = self._socket.send(data)
-        except OSError:  # full (EAGAIN), or broken: the transport will notice and report it
-            sent = 0
-        if sent < len(data):
-            self._socket = None
-            self.transport.write(data[sent:])
+        self._loop = LoopingCall(self.send_due)
+        # Twisted types the clock as the zope interface IReactorTime; ours is the same object.
+        self._loop.clock = cast("IReactorTime", factory.reactor)
+        self._loop.start(factory.delay, now=True)
 
-    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
-        if self._pending is not None and self._pending.active():
-            self._pending.cancel()
-        self._pending = None
+    def send_due(self, due: int | None = None) -> None:
+        """Write, in one write, every chunk due by now (or the first ``due`` chunks)."""
+        factory = self.factory
+        now = factory.reactor.seconds()
+        start = self._loop.starttime if self._loop and self._loop.starttime is not None else now
+        if due is None:
+            due = int((now - start + _EARLY) / factory.delay) + 1 if factory.delay > 0 else 1
+        due = min(self._total, due)
+        if due <= self._sent:  # woken a hair early: nothing is due yet
+            return
+        size = factory.num_bytes
+        data = factory.poem[self._sent * size : due * size]
+        self._sent = due
+        self.transport.write(data)
+        late = max(0.0, now - (start + (due - 1) * factory.delay))
+        factory.stats.wrote(len(data), late, last=due >= self._total)
+        if due >= self._total:
+            self._stop_loop()
+            self.transport.loseConnection()
+
+    def _stop_loop(self) -> None:
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        self._loop = None
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]  # Twisted's own signature defaults to None
+        self._stop_loop()
         self.factory.connections -= 1
 
 
@@ -173,7 +191,7 @@ class _ClassicStatsProtocol(SlowPoetryProtocol):
 
 
 def build_factory(
-    reactor: Any, poem: bytes, delay: float, num_bytes: int, pacing: str = "timetable"
+    reactor: ReactorTime, poem: bytes, delay: float, num_bytes: int, pacing: str = "timetable"
 ) -> PoetryFactory:
     """A poetry factory for the benchmark, with a :class:`ServerStats` in ``stats``.
 
@@ -182,19 +200,26 @@ def build_factory(
     if pacing not in PACINGS:
         raise ValueError(f"pacing must be one of {', '.join(PACINGS)}, not {pacing!r}")
     factory = _BenchFactory(poem, reactor, delay=delay, num_bytes=num_bytes)
-    factory.protocol = TimetablePoetryProtocol if pacing == "timetable" else _ClassicStatsProtocol
+    protocol: type[Protocol] = (
+        TimetablePoetryProtocol if pacing == "timetable" else _ClassicStatsProtocol
+    )
+    factory.protocol = protocol
     factory.stats = ServerStats()
     return factory
 
 
 def listen_many(
-    reactor: Any, factory: PoetryFactory, count: int, interface: str = "127.0.0.1",
-    backlog: int = 1024,
+    reactor: ReactorTCP,
+    factory: PoetryFactory,
+    count: int,
+    interface: str = "127.0.0.1",
+    backlog: int = 64,
 ) -> list[interfaces.IListeningPort]:
     """Listen on ``count`` free ports with one shared factory; return the listening ports.
 
     Call it in the reactor thread. If one listen fails, the ports already opened are
-    closed before the error propagates.
+    closed before the error propagates. Each port takes one benchmark connection per
+    run, so a small ``backlog`` is plenty and keeps the kernel's memory down.
     """
     ports: list[interfaces.IListeningPort] = []
     try:
@@ -217,7 +242,7 @@ class _Control(LineReceiver):
 
     delimiter = b"\n"
 
-    def __init__(self, reactor: Any, factory: _BenchFactory) -> None:
+    def __init__(self, reactor: ReactorCore, factory: _BenchFactory) -> None:
         self.reactor = reactor
         self.factory = factory
         self._cpu_mark = _cpu_seconds()
@@ -231,13 +256,17 @@ class _Control(LineReceiver):
             report["cpu_s"] = cpu - self._cpu_mark
             self._cpu_mark = cpu
             self.factory.stats = ServerStats()
-            self.sendLine(json.dumps(report).encode())
+            self.reply(report)
         elif command == "quit":
             self._stop()
         elif command:
-            self.sendLine(json.dumps({"error": f"unknown command {command!r}"}).encode())
+            self.reply({"error": f"unknown command {command!r}"})
 
-    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+    def reply(self, data: dict[str, Any]) -> None:
+        """Write ``data`` as one JSON line to stdout."""
+        self.sendLine(json.dumps(data).encode())  # type: ignore[no-untyped-call]  # Twisted: unannotated
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]  # Twisted's own signature defaults to None
         self._stop()
 
     def _stop(self) -> None:
@@ -256,17 +285,25 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--num-bytes", type=int, default=10, help="bytes per chunk")
     parser.add_argument("--pacing", choices=PACINGS, default="timetable")
     parser.add_argument("--iface", default="127.0.0.1", help="address to bind (loopback)")
-    parser.add_argument("--backlog", type=int, default=1024, help="listen backlog per port")
+    parser.add_argument("--backlog", type=int, default=64, help="listen backlog per port")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the server process (see the module docstring); return its exit status."""
+    """Run the server process (see the module docstring); return its exit status.
+
+    The process's entry point, so the one place here that imports the global reactor.
+    """
     args = _parse(argv)
     if args.count < 1:
         print("server_host: --count must be at least 1", file=sys.stderr)
         return 2
-    raise_fd_limit()
+    limit = raise_fd_limit()
+    if 2 * args.count + 32 > limit:
+        print(f"server_host: {args.count} listeners need about {2 * args.count + 32} file "
+              f"descriptors (a listener and a connection each) but this process may open "
+              f"{limit}: start more processes with fewer listeners each", file=sys.stderr)
+        return 2
     from twisted.internet import reactor
     from twisted.internet.stdio import StandardIO
 
@@ -274,11 +311,12 @@ def main(argv: list[str] | None = None) -> int:
 
     poem = load_poem(args.poem).data
     factory = build_factory(reactor, poem, args.delay, args.num_bytes, args.pacing)
-    ports = listen_many(reactor, factory, args.count, args.iface, args.backlog)
-    ready = {"host": args.iface, "ports": [p.getHost().port for p in ports]}
+    assert isinstance(factory, _BenchFactory)
+    ports = listen_many(cast(ReactorTCP, reactor), factory, args.count, args.iface, args.backlog)
+    ready = {"host": args.iface, "ports": [cast(IPv4Address, p.getHost()).port for p in ports]}
     sys.stdout.write(json.dumps(ready) + "\n")
     sys.stdout.flush()
-    StandardIO(_Control(reactor, factory), reactor=reactor)
+    StandardIO(_Control(cast(ReactorCore, reactor), factory), reactor=reactor)  # type: ignore[no-untyped-call]  # Twisted: unannotated
     reactor.run()
     return 0
 

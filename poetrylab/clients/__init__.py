@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
+from poetrylab._typing import RuntimeReactor
 from poetrylab.clients._common import AddressLike
 from poetrylab.download import Address, Download, parse_address
 
@@ -94,7 +95,7 @@ def fetch(
     model: str,
     addresses: Iterable[AddressLike],
     timeout: float = 10.0,
-    reactor: Any = None,
+    reactor: RuntimeReactor | None = None,
 ) -> list[Download]:
     """Download from every address with the client ``model``; return the Downloads in order.
 
@@ -115,15 +116,16 @@ def fetch(
         raise ValueError(f"unknown client model {model!r}: choose one of {', '.join(MODELS)}")
     spec = MODELS[model]
     targets = [parse_address(address) for address in addresses]
-    get_poems = spec.load().get_poems
+    get_poems: Callable[..., Any] = spec.load().get_poems
     if spec.kind == "sync":
-        return get_poems(targets, timeout)
+        return cast(list[Download], get_poems(targets, timeout))
     if spec.kind == "asyncio":
         if not _asyncio_loop_running():
-            return get_poems(targets, timeout)
+            return cast(list[Download], get_poems(targets, timeout))
         pool = ThreadPoolExecutor(1, thread_name_prefix="poetrylab-asyncio")
         try:
-            return pool.submit(get_poems, targets, timeout).result(timeout + _GRACE)
+            result = pool.submit(get_poems, targets, timeout).result(timeout + _GRACE)
+            return cast(list[Download], result)
         finally:
             pool.shutdown(wait=False)  # on a timeout, do not wait for the stuck thread
     return _fetch_twisted(get_poems, targets, timeout, reactor)
@@ -138,31 +140,47 @@ def _asyncio_loop_running() -> bool:
 
 
 def _fetch_twisted(
-    get_poems: Any, targets: list[Address], timeout: float, reactor: Any
+    get_poems: Callable[..., Any],
+    targets: list[Address],
+    timeout: float,
+    reactor: RuntimeReactor | None,
 ) -> list[Download]:
-    from twisted.internet.defer import maybeDeferred
+    from twisted.internet.defer import Deferred, maybeDeferred
     from twisted.internet.error import ReactorNotRestartable
+    from twisted.internet.interfaces import IReactorFromThreads, IReactorTime  # noqa: F401
     from twisted.internet.threads import blockingCallFromThread
     from twisted.python.failure import Failure
     from twisted.python.threadable import isInIOThread
 
     if reactor is None:
-        from twisted.internet import reactor
+        # The outermost entry point for a script or the CLI: the global reactor.
+        from twisted.internet import reactor as global_reactor
 
-    def start() -> Any:
+        reactor = cast(RuntimeReactor, global_reactor)
+
+    # Twisted's annotations name zope interfaces, which mypy cannot match with our
+    # Protocols (poetrylab._typing): the same object, seen as the interface.
+    clock = cast("IReactorTime", reactor)
+
+    def start() -> Deferred[list[Download]]:
         # The guard: even if a download never reports, the call ends in time.
-        d = maybeDeferred(get_poems, reactor, targets, timeout)
-        return d.addTimeout(timeout + _GRACE, reactor)
+        d: Deferred[list[Download]] = maybeDeferred(get_poems, reactor, targets, timeout)
+        return d.addTimeout(timeout + _GRACE, clock)
 
     if reactor.running:
-        if isInIOThread():
+        if isInIOThread():  # type: ignore[no-untyped-call]  # Twisted: unannotated
             raise RuntimeError(
                 "fetch() waits for the downloads, so it cannot run in the reactor thread: "
                 "call the model's get_poems(reactor, addresses) and use its Deferred"
             )
-        return blockingCallFromThread(reactor, start)
+        threads = cast("IReactorFromThreads", reactor)
+        return cast(list[Download], blockingCallFromThread(threads, start))  # type: ignore[arg-type]  # Twisted types the callable as returning Never
 
-    outcome: list[Any] = []
+    # Not task.react: react() runs the reactor and then ends the process with sys.exit,
+    # while fetch() is a library call that returns the Downloads to its caller (the CLI
+    # prints them, the benchmark's client process measures them, a script goes on). So
+    # the reactor is run here directly, once, and stopped when the downloads are over.
+    outcome: list[list[Download] | Failure] = []
 
     def run() -> None:
         # Stop on the next turn, so clean-ups already scheduled (aborts) run first.

@@ -81,5 +81,5 @@ def client_endpoint(
     if isIPAddress(host):
         return TCP4ClientEndpoint(reactor, host, port, timeout=timeout)
     if isIPv6Address(host):
-        return TCP6ClientEndpoint(reactor, host, port, timeout=timeout)
+        return TCP6ClientEndpoint(reactor, host, port, timeout=timeout)  # type: ignore[no-untyped-call]  # Twisted: unannotated
     return HostnameEndpoint(reactor, host, port, timeout=timeout)

@@ -9,10 +9,10 @@ that Twisted drives. No asyncio event loop is involved: the reactor is the loop.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from twisted.internet.defer import Deferred, gatherResults
 
+from poetrylab._typing import TimeTCPReactor
 from poetrylab.clients._common import AddressLike
 from poetrylab.clients.deferred import download_poem
 from poetrylab.download import Download, DownloadError, parse_address
@@ -23,7 +23,7 @@ NAME = "coroutine"
 
 
 async def get_poetry(
-    reactor: Any, address: AddressLike, timeout: float = 10.0, task: int = 0
+    reactor: TimeTCPReactor, address: AddressLike, timeout: float = 10.0, task: int = 0
 ) -> Download:
     """Download one poem; return the Download, failed or not (it never raises DownloadError)."""
     download = Download(parse_address(address), client=NAME, task=task)
@@ -35,7 +35,7 @@ async def get_poetry(
 
 
 async def gather_poems(
-    reactor: Any, addresses: Iterable[AddressLike], timeout: float = 10.0
+    reactor: TimeTCPReactor, addresses: Iterable[AddressLike], timeout: float = 10.0
 ) -> list[Download]:
     """Download from every address at once; return the Downloads in order.
 
@@ -50,7 +50,7 @@ async def gather_poems(
 
 
 def get_poems(
-    reactor: Any, addresses: Iterable[AddressLike], timeout: float = 10.0
+    reactor: TimeTCPReactor, addresses: Iterable[AddressLike], timeout: float = 10.0
 ) -> Deferred[list[Download]]:
     """:func:`gather_poems` as a Deferred, which never errbacks. Call it in the reactor thread."""
     return Deferred.fromCoroutine(gather_poems(reactor, addresses, timeout))

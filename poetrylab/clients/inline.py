@@ -9,10 +9,10 @@ download itself is the Deferred one from notebook 04; what is new is who drives 
 from __future__ import annotations
 
 from collections.abc import Generator, Iterable
-from typing import Any
 
 from twisted.internet.defer import Deferred, inlineCallbacks
 
+from poetrylab._typing import TimeTCPReactor
 from poetrylab.clients._common import AddressLike
 from poetrylab.clients.deferred import download_poem
 from poetrylab.download import Download, DownloadError, parse_address
@@ -24,12 +24,12 @@ NAME = "inline"
 
 @inlineCallbacks
 def get_poetry(
-    reactor: Any, address: AddressLike, timeout: float = 10.0, task: int = 0
-) -> Generator[Deferred[Any], Any, Download]:
+    reactor: TimeTCPReactor, address: AddressLike, timeout: float = 10.0, task: int = 0
+) -> Generator[Deferred[Download], Download, Download]:
     """Download one poem; the Deferred fires with the Download, failed or not (never errbacks)."""
     download = Download(parse_address(address), client=NAME, task=task)
     try:
-        result = yield download_poem(reactor, download, timeout)
+        result: Download = yield download_poem(reactor, download, timeout)
     except DownloadError as failed:
         result = failed.download  # its .error says what went wrong
     return result
@@ -37,8 +37,8 @@ def get_poetry(
 
 @inlineCallbacks
 def get_poems(
-    reactor: Any, addresses: Iterable[AddressLike], timeout: float = 10.0
-) -> Generator[Deferred[Any], Any, list[Download]]:
+    reactor: TimeTCPReactor, addresses: Iterable[AddressLike], timeout: float = 10.0
+) -> Generator[Deferred[Download], Download, list[Download]]:
     """Download from every address at once; the Deferred fires with the Downloads in order.
 
     Every download is started before the first ``yield``, so they all run together;

@@ -10,14 +10,14 @@ in by hand, a callback or an errback. That pair is what a Deferred packages (not
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
-from twisted.internet.interfaces import IConnector
+from twisted.internet.interfaces import IAddress, IConnector
 from twisted.internet.protocol import ClientFactory, Protocol, connectionDone
 from twisted.python.failure import Failure
 
+from poetrylab._typing import TCPTransport, TimeTCPReactor
 from poetrylab.clients._common import AddressLike, downloads_for, when_all_done
 from poetrylab.download import Download, describe_error, parse_address
 
@@ -37,6 +37,7 @@ class PoetryProtocol(Protocol):
     """Record every chunk as it arrives; tell the factory when the connection ends."""
 
     factory: PoetryClientFactory
+    transport: TCPTransport  # type: ignore[assignment]  # Twisted: ITransport | None; set once connected
 
     def connectionMade(self) -> None:
         self.factory.download.connect()
@@ -48,7 +49,7 @@ class PoetryProtocol(Protocol):
         self.factory.connection_ended(reason)
 
 
-class PoetryClientFactory(ClientFactory):
+class PoetryClientFactory(ClientFactory[PoetryProtocol]):
     """Make one :class:`PoetryProtocol` and report its download: ``callback(download)`` when
     the poem is complete, ``errback(download)`` when it failed (``download.error`` says why).
 
@@ -60,7 +61,7 @@ class PoetryClientFactory(ClientFactory):
 
     def __init__(
         self,
-        reactor: Any,
+        reactor: TimeTCPReactor,
         download: Download,
         callback: Callable[[Download], object],
         errback: Callable[[Download], object],
@@ -78,7 +79,7 @@ class PoetryClientFactory(ClientFactory):
         self.connector = connector
         self.download.start()
 
-    def buildProtocol(self, addr: Any) -> PoetryProtocol:
+    def buildProtocol(self, addr: IAddress | None) -> PoetryProtocol | None:
         self.poetry = super().buildProtocol(addr)
         return self.poetry
 
@@ -101,7 +102,7 @@ class PoetryClientFactory(ClientFactory):
             self.timeout_call.cancel()
         if self.timed_out:
             self.download.finish(error="timed out")
-        elif reason.check(ConnectionDone):  # the server closed cleanly: poem complete
+        elif isinstance(reason.value, ConnectionDone):  # the server closed: poem complete
             self.download.finish()
         else:
             self.download.finish(error=describe_error(reason.value))
@@ -112,7 +113,7 @@ class PoetryClientFactory(ClientFactory):
 
 
 def download_poem(
-    reactor: Any,
+    reactor: TimeTCPReactor,
     download: Download,
     callback: Callable[[Download], object],
     errback: Callable[[Download], object],
@@ -128,7 +129,7 @@ def download_poem(
 
 
 def get_poetry(
-    reactor: Any,
+    reactor: TimeTCPReactor,
     address: AddressLike,
     callback: Callable[[Download], object],
     errback: Callable[[Download], object],
@@ -144,7 +145,7 @@ def get_poetry(
 
 
 def get_poems(
-    reactor: Any, addresses: Iterable[AddressLike], timeout: float = 10.0
+    reactor: TimeTCPReactor, addresses: Iterable[AddressLike], timeout: float = 10.0
 ) -> Deferred[list[Download]]:
     """Download from every address at once; the Deferred fires with the Downloads in order.
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Protocol
 
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
@@ -19,13 +19,18 @@ from twisted.internet.interfaces import IReadDescriptor, IWriteDescriptor
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from poetrylab._typing import ReactorFDSet, ReactorTime
 from poetrylab.clients._common import CHUNK_SIZE, AddressLike, downloads_for, when_all_done
 from poetrylab.clients.select_loop import connect_error, start_connect
 from poetrylab.download import Download, describe_error, parse_address
 
-__all__ = ["NAME", "PoetrySocket", "get_poems", "get_poetry"]
+__all__ = ["NAME", "FDReactor", "PoetrySocket", "get_poems", "get_poetry"]
 
 NAME = "reactor"
+
+
+class FDReactor(ReactorTime, ReactorFDSet, Protocol):
+    """What this client needs of a reactor: timers, and watching file descriptors."""
 
 
 @implementer(IReadDescriptor, IWriteDescriptor)
@@ -39,7 +44,7 @@ class PoetrySocket:
 
     def __init__(
         self,
-        reactor: Any,
+        reactor: FDReactor,
         download: Download,
         on_done: Callable[[Download], object],
         timeout: float = 10.0,
@@ -66,6 +71,7 @@ class PoetrySocket:
         return f"poetry-{self.download.task}"
 
     def doWrite(self) -> None:
+        assert self.sock is not None  # the reactor watches us only once the socket exists
         self.reactor.removeWriter(self)
         if error := connect_error(self.sock):
             self.stop(error)
@@ -74,6 +80,7 @@ class PoetrySocket:
             self.reactor.addReader(self)
 
     def doRead(self) -> None:
+        assert self.sock is not None  # the reactor watches us only once the socket exists
         try:
             data = self.sock.recv(CHUNK_SIZE)
         except BlockingIOError:  # woken up with nothing to read after all
@@ -93,7 +100,7 @@ class PoetrySocket:
         # that is how epoll reports a failed connect: ask the socket for the reason.
         if self.download.connected is None and self.sock is not None:
             self.stop(connect_error(self.sock) or reason.value)
-        elif reason.check(ConnectionDone):
+        elif isinstance(reason.value, ConnectionDone):
             self.stop()
         else:
             self.stop(reason.value)
@@ -118,7 +125,7 @@ class PoetrySocket:
 
 
 def get_poetry(
-    reactor: Any,
+    reactor: FDReactor,
     address: AddressLike,
     on_done: Callable[[Download], object],
     timeout: float = 10.0,
@@ -133,7 +140,7 @@ def get_poetry(
 
 
 def get_poems(
-    reactor: Any, addresses: Iterable[AddressLike], timeout: float = 10.0
+    reactor: FDReactor, addresses: Iterable[AddressLike], timeout: float = 10.0
 ) -> Deferred[list[Download]]:
     """Download from every address at once; the Deferred fires with the Downloads in order.
 

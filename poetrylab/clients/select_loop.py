@@ -14,6 +14,7 @@ import selectors
 import socket
 import time
 from collections.abc import Callable, Iterable
+from typing import cast
 
 from poetrylab.clients._common import CHUNK_SIZE, AddressLike, downloads_for
 from poetrylab.download import Address, Download, describe_error
@@ -78,7 +79,7 @@ def get_poems(
 
         while selector.get_map() and (left := deadline - time.monotonic()) > 0:
             for key, events in selector.select(left):
-                sock, download = key.fileobj, key.data
+                sock, download = cast(socket.socket, key.fileobj), key.data
                 if events & selectors.EVENT_WRITE:  # the connect attempt is over
                     if error := connect_error(sock):
                         stop(sock, download, error)
@@ -97,5 +98,5 @@ def get_poems(
                     stop(sock, download, None)
 
         for key in list(selector.get_map().values()):  # still going at the deadline
-            stop(key.fileobj, key.data, TimeoutError("timed out"))
+            stop(cast(socket.socket, key.fileobj), key.data, TimeoutError("timed out"))
     return downloads
