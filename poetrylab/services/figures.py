@@ -13,15 +13,17 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import matplotlib as mpl
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
-from matplotlib.typing import RcKeyType
 
 from poetrylab.pictures import Picture
 from poetrylab.tracing._style import COLORS
+
+if TYPE_CHECKING:  # matplotlib.typing.RcKeyType appeared in matplotlib 3.11
+    from matplotlib.typing import RcKeyType
 
 __all__ = ["Span", "draw_netstring", "draw_outcomes", "draw_spans"]
 
