@@ -1,3 +1,5 @@
+# mypy: untyped-calls-exclude=twisted
+# (Twisted leaves some of what the checks call unannotated: Failure, StringTransport, ...)
 """Checks for notebook 07 (the caching proxy).
 
 * :func:`check_poem_cache` — the learner's ``PoemCache(fetch)``: ``get_poem(name)`` returns
@@ -11,21 +13,18 @@ Both use hand-fired Deferreds and ``StringTransport``: no sockets, no waiting.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.error import ConnectionDone, ConnectionRefusedError
+from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
-from poetrylab.exercises._feedback import (
-    Feedback,
-    exercise,
-    failed,
-    passed,
-    run_learner_code,
-    short,
-)
+from poetrylab.exercises._deferreds import describe, expect_deferred, outcome_of
+from poetrylab.exercises._feedback import short
+from poetrylab.exercises._learner import call_learner
+from poetrylab.exercises._registry import NotYet, exercise, subclass
 
 __all__ = ["check_poem_cache", "check_proxy_protocol"]
 
@@ -46,108 +45,120 @@ class _Upstream:
         return d
 
 
-def _outcome(d: Deferred[Any]) -> list[Any]:
-    results: list[Any] = []
-    d.addBoth(results.append)
-    return results
+def _get_poem(cache: object, name: str) -> object:
+    get_poem = getattr(cache, "get_poem", None)
+    if not callable(get_poem):
+        raise NotYet(
+            "your cache has no method get_poem",
+            expected="def get_poem(self, name): ... in PoemCache",
+            got=f"get_poem = {short(get_poem)}",
+        )
+    return call_learner(f"get_poem({name!r})", get_poem, name)
 
 
-@exercise("07")
-def check_poem_cache(cache_class: Any) -> Feedback:
+@exercise("07", subclass(object, "PoemCache(fetch)"), title="a cache of many poems")
+def check_poem_cache(cache_class: Callable[[_Upstream], object]) -> str:
     """A hit is ``succeed(poem)``; a miss fetches once; a failure is not cached."""
-    name = "poem cache"
     upstream = _Upstream()
-    ok, cache = run_learner_code(cache_class, upstream)
-    if not ok:
-        return failed(
-            name,
-            "PoemCache(fetch) raised",
-            got=cache,
-            hint="__init__ takes the fetch function and keeps it",
-        )
-    ok, first = run_learner_code(cache.get_poem, "tyger")
-    if not ok or not isinstance(first, Deferred):
-        return failed(
-            name,
-            "on a miss, get_poem should return the fetch's Deferred",
-            expected="a Deferred",
-            got=first if not ok else short(first),
-            hint="d = self.fetch(name); add a callback that stores the poem; return d",
-        )
+    keep_it = "__init__ takes the fetch function and keeps it"
+    cache = call_learner("PoemCache(fetch)", cache_class, upstream, hint=keep_it)
+    first = expect_deferred(
+        _get_poem(cache, "tyger"),
+        "on a miss, get_poem should return the fetch's Deferred",
+        expected="a Deferred",
+        hint="d = self.fetch(name); add a callback that stores the poem; return d",
+    )
     if upstream.calls != ["tyger"]:
-        return failed(
-            name,
+        raise NotYet(
             "a miss should call fetch(name) once",
             expected="fetch('tyger') called once",
             got=f"fetch calls: {upstream.calls}",
         )
-    result = _outcome(first)
+    # The first caller's own callback uses the poem up, as callers' last callbacks do.
+    arrived: list[object] = []
+    first.addBoth(arrived.append)
     upstream.pending[0].callback(POEM)
-    if result != [POEM]:
-        return failed(
-            name,
+    if arrived != [POEM]:
+        raise NotYet(
             "the first caller did not get the poem",
             expected=short(POEM),
-            got=short(result[0] if result else "nothing yet"),
+            got=describe(arrived[0]) if arrived else "nothing yet",
             hint="the callback that stores the poem must also return it",
         )
-    ok, second = run_learner_code(cache.get_poem, "tyger")
-    if not ok or not isinstance(second, Deferred):
-        return failed(
-            name,
-            "on a hit, get_poem should return a Deferred too",
-            expected="succeed(poem): a Deferred that has already fired",
-            got=second if not ok else short(second),
-            hint="callers then handle hits and misses the same way: return succeed(poem)",
-        )
+    second = expect_deferred(
+        _get_poem(cache, "tyger"),
+        "on a hit, get_poem should return a Deferred too",
+        expected="succeed(poem): a Deferred that has already fired",
+        hint="callers then handle hits and misses the same way: return succeed(poem)",
+    )
     if len(upstream.calls) != 1:
-        return failed(
-            name,
+        raise NotYet(
             "the second request for the same poem fetched it again",
             expected="no second fetch",
             got=f"fetch calls: {upstream.calls}",
             hint="store the poem in a callback on the fetch's Deferred",
         )
-    if not second.called or _outcome(second) != [POEM]:
-        return failed(
-            name,
-            "a hit should be an already-fired Deferred holding the poem",
-            expected="second.called is True",
-            got=f"second.called is {second.called}",
+    if second is first:
+        raise NotYet(
+            "a hit handed back the Deferred the first caller got",
+            expected="a new Deferred that has already fired with the poem: succeed(poem)",
+            got="the first caller's Deferred, whose result that caller's callbacks have "
+            "already used up (it now holds None)",
+            hint="a Deferred's result passes through every callback added to it, the first "
+            "caller's too: keep the poem itself in the cache, and return succeed(poem).",
         )
-    ok, third = run_learner_code(cache.get_poem, "hope")
-    if not ok or not isinstance(third, Deferred):
-        return failed(name, "a miss for another poem did not return a Deferred", got=short(third))
-    failure_seen = _outcome(third)
+    if not second.called:
+        outcome_of(second)  # nothing more will fire it
+        raise NotYet(
+            "a hit should be a Deferred that has already fired",
+            expected="second.called is True: succeed(poem)",
+            got="second.called is False: the Deferred has not fired yet",
+            hint="succeed(poem) makes a Deferred that has fired already: callbacks added to "
+            "it run at once.",
+        )
+    hit = outcome_of(second)
+    if not hit.is_value(POEM):
+        raise NotYet(
+            "a hit should be a Deferred already fired with the poem",
+            expected=f"a Deferred fired with {short(POEM)}",
+            got=f"a Deferred fired with {hit}"
+            + (
+                ": did the cache keep a Deferred whose result was used up?"
+                if hit.is_value(None)
+                else ""
+            ),
+            hint="keep the poem itself in the cache (the callback's argument), not a Deferred",
+        )
+    third = expect_deferred(
+        _get_poem(cache, "hope"),
+        "a miss for another poem did not return a Deferred",
+        expected="a Deferred",
+    )
     upstream.pending[-1].errback(ConnectionRefusedError())
-    if not (failure_seen and isinstance(failure_seen[0], Failure)):
-        return failed(
-            name,
+    failed = outcome_of(third)
+    if not failed.failed_with(ConnectionRefusedError):
+        raise NotYet(
             "when the fetch fails, the caller should get the Failure",
             expected="a Failure (ConnectionRefusedError)",
-            got=short(failure_seen[0] if failure_seen else "nothing"),
+            got=str(failed),
             hint="addCallback only: a storing errback would turn the failure into a 'poem'",
         )
-    ok, fourth = run_learner_code(cache.get_poem, "hope")
+    fourth = _get_poem(cache, "hope")
     if isinstance(fourth, Deferred):
-        fourth.addErrback(lambda f: None)  # a cached Failure must not be left unhandled
-    if not ok or not isinstance(fourth, Deferred) or upstream.calls[-2:] != ["hope", "hope"]:
-        return failed(
-            name,
+        outcome_of(fourth)  # a cached Failure must not be left unhandled
+    if upstream.calls[-2:] != ["hope", "hope"]:
+        raise NotYet(
             "after a failed fetch, the next request should fetch again",
             expected="fetch('hope') called a second time",
             got=f"fetch calls: {upstream.calls}",
             hint="cache only successes: addCallback, not addBoth",
         )
-    return passed(name, "hits come back at once, misses fetch once, failures are not kept.")
-
-
-class _Factory:
-    def __init__(self, service: Any) -> None:
-        self.service = service
+    return "hits come back at once, misses fetch once, failures are not kept."
 
 
 class _SlowService:
+    """A service whose fetch never answers; it counts cancellations."""
+
     def __init__(self) -> None:
         self.cancelled = 0
 
@@ -168,57 +179,55 @@ class _SyncService:
         return POEM.encode()
 
 
-def _connect(protocol_class: Any, service: Any) -> tuple[bool, Any, StringTransport]:
+class _ServiceFactory(ServerFactory):
+    def __init__(self, service: object) -> None:
+        self.service = service
+
+
+def _connect(
+    protocol_class: Callable[[], Protocol], service: object, what: str
+) -> tuple[Protocol, StringTransport]:
+    protocol = call_learner(f"building your protocol for {what}", protocol_class)
+    protocol.factory = _ServiceFactory(service)
     transport = StringTransport()
-    ok, proto = run_learner_code(protocol_class)
-    if not ok:
-        return False, proto, transport
-    proto.factory = _Factory(service)
-    ok, error = run_learner_code(proto.makeConnection, transport)
-    return ok, (proto if ok else error), transport
+    call_learner(
+        f"serving {what}", protocol.makeConnection, transport,
+        hint="keep connectionMade as given: maybeDeferred(get_poem)",
+    )  # fmt: skip
+    return protocol, transport
 
 
-@exercise("07")
-def check_proxy_protocol(protocol_class: Any) -> Feedback:
+@exercise(
+    "07", subclass(Protocol, "CancellingProxyProtocol()"), title="cancel when the client leaves"
+)
+def check_proxy_protocol(protocol_class: Callable[[], Protocol]) -> str:
     """Serve poems (Deferred or plain bytes); cancel the fetch when the client leaves."""
-    name = "cancel when the client leaves"
     for service, what in ((_CachedService(), "a cached poem"), (_SyncService(), "plain bytes")):
-        ok, proto, transport = _connect(protocol_class, service)
-        if not ok:
-            return failed(
-                name,
-                f"serving {what} raised",
-                got=proto,
-                hint="keep connectionMade as given: maybeDeferred(get_poem)",
-            )
+        protocol, transport = _connect(protocol_class, service, what)
         if transport.value() != POEM.encode() or not transport.disconnecting:
-            return failed(
-                name,
-                f"serving {what}: the poem was not written (or not closed)",
-                expected=short(POEM.encode()),
-                got=short(transport.value()),
+            raise NotYet(
+                f"serving {what}: the poem was not written, or the connection not closed",
+                expected=f"{short(POEM.encode())}, then the connection closed",
+                got=short(transport.value())
+                + ("" if transport.disconnecting else ", and the connection left open"),
+                hint="keep send_poem as given: it writes the poem and closes",
             )
-        ok, error = run_learner_code(proto.connectionLost, Failure(ConnectionDone()))
-        if not ok:
-            return failed(
-                name,
-                "connectionLost raised after the poem had been sent",
-                got=error,
-                hint="once the poem is sent there is nothing to cancel: check for None first",
-            )
+        call_learner(
+            "connectionLost after the poem had been sent",
+            protocol.connectionLost, Failure(ConnectionDone()),
+            hint="once the poem is sent there is nothing to cancel: check for None first",
+        )  # fmt: skip
     slow = _SlowService()
-    ok, proto, transport = _connect(protocol_class, slow)
-    if not ok:
-        return failed(name, "connecting raised", got=proto)
-    ok, error = run_learner_code(proto.connectionLost, Failure(ConnectionDone()))
-    if not ok:
-        return failed(name, "connectionLost raised while the fetch was pending", got=error)
+    protocol, _ = _connect(protocol_class, slow, "a service that never answers")
+    call_learner(
+        "connectionLost while the fetch was pending",
+        protocol.connectionLost, Failure(ConnectionDone()),
+    )  # fmt: skip
     if slow.cancelled != 1:
-        return failed(
-            name,
+        raise NotYet(
             "the client left, but the fetch was not cancelled",
             expected="the pending Deferred's cancel() called once",
             got=f"cancel() called {slow.cancelled} times",
             hint="in connectionLost: if self.pending is not None, call self.pending.cancel()",
         )
-    return passed(name, "a client that leaves no longer keeps an upstream fetch alive.")
+    return "a client that leaves no longer keeps an upstream fetch alive."

@@ -8,28 +8,36 @@
   or ``'(too slow)'`` once the deadline passes, with the download cancelled.
 
 Every check fires real Deferreds by hand or with a ``task.Clock``: no reactor, no sockets.
+The notebook shows the source of :func:`fire_three`.
 """
 
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import defer, task
-from twisted.internet.defer import Deferred, DeferredList, FirstError, gatherResults
+from twisted.internet.defer import Deferred, DeferredList, gatherResults
 from twisted.python.failure import Failure
 
-from poetrylab.exercises import Feedback, exercise, failed, passed, run_learner_code
+from poetrylab.exercises._deferreds import Outcome, expect_deferred, outcome_of
+from poetrylab.exercises._feedback import short
+from poetrylab.exercises._learner import call_learner
+from poetrylab.exercises._registry import NotYet, exercise, function, value
 
 __all__ = [
+    "MEMBERS",
     "SlowFetch",
     "check_deadline",
     "check_fetch_all",
     "check_list_results",
     "fire_three",
-    "outcome_of",
 ]
+
+MEMBERS = ["tyger", "nightingale", "hope"]
+"""The three downloads of :func:`fire_three`, in the order of the list."""
 
 
 def fire_three(members: list[Deferred[str]]) -> None:
@@ -40,16 +48,8 @@ def fire_three(members: list[Deferred[str]]) -> None:
     tyger.callback("Tyger")
 
 
-def outcome_of(d: Deferred[Any]) -> tuple[str, Any]:
-    """``("value", v)``, ``("failure", Failure)`` or ``("unfired", None)``; handles a Failure."""
-    box: list[tuple[str, Any]] = []
-    d.addBoth(lambda r: box.append(("failure" if isinstance(r, Failure) else "value", r)))
-    return box[0] if box else ("unfired", None)
-
-
-def _three_runs() -> dict[str, tuple[str, Any]]:
+def _three_runs() -> dict[str, Outcome]:
     """Each of the three ways to wait, on its own three fresh members, fired by fire_three."""
-    runs: dict[str, tuple[str, Any]] = {}
     makers: dict[str, Callable[[list[Deferred[str]]], Deferred[Any]]] = {
         "DeferredList": lambda ms: DeferredList(ms, consumeErrors=True),
         "fireOnOneCallback": lambda ms: DeferredList(
@@ -57,6 +57,7 @@ def _three_runs() -> dict[str, tuple[str, Any]]:
         ),
         "gatherResults": lambda ms: gatherResults(ms, consumeErrors=True),
     }
+    runs: dict[str, Outcome] = {}
     for key, make in makers.items():
         members: list[Deferred[str]] = [Deferred(), Deferred(), Deferred()]
         waiting = make(members)
@@ -65,69 +66,146 @@ def _three_runs() -> dict[str, tuple[str, Any]]:
     return runs
 
 
-def _plain(value: Any) -> Any:
-    """A result with each Failure replaced by its exception's name, to compare with answers."""
-    if isinstance(value, Failure):
-        return value.type.__name__
-    if isinstance(value, list | tuple):
-        return type(value)(_plain(v) for v in value)
-    return value
+_EXCEPTION_NAME = re.compile(r"^\s*(?:Failure\(\s*)?(?:\w+\.)*(\w*(?:Error|Exception))\s*\)?\s*$")
 
 
-def _answer(value: Any) -> Any:
-    """The learner's answer with exception classes written as their names."""
-    if isinstance(value, type) and issubclass(value, BaseException):
-        return value.__name__
-    if isinstance(value, list | tuple):
-        return type(value)(_answer(v) for v in value)
-    return value
+def _plain(thing: object) -> object:
+    """An answer or a result in one comparable form: sequences as tuples, and a failure
+    (an exception class or instance, a Failure, or a name such as ``"KeyError"``,
+    ``"defer.FirstError"``, ``"Failure(KeyError)"``) as its exception's name."""
+    if isinstance(thing, Failure):  # before BaseException: a Failure is one in Twisted 26
+        return thing.type.__name__ if thing.type else "?"
+    if isinstance(thing, type) and issubclass(thing, BaseException):
+        return thing.__name__
+    if isinstance(thing, BaseException):
+        return type(thing).__name__
+    if isinstance(thing, str) and (match := _EXCEPTION_NAME.match(thing)):
+        return match.group(1)
+    if isinstance(thing, list | tuple):
+        return tuple(_plain(item) for item in thing)
+    return thing
 
 
-@exercise("09")
-def check_list_results(prediction: dict[str, Any]) -> Feedback:
+_FIRED = (1, 2, 0)
+"""The order in which :func:`fire_three` fires the members."""
+
+
+def _judge_list(guess: object, truth: tuple[Any, ...]) -> NotYet:
+    if not isinstance(guess, tuple) or len(guess) != len(truth):
+        return NotYet(
+            "not quite for DeferredList",
+            expected=f"a list of {len(truth)} (success, result) pairs, one per member",
+            got=short(guess),
+            hint="DeferredList fires with one pair per member, whatever happened to it",
+        )
+    if sorted(map(repr, guess)) == sorted(map(repr, truth)):
+        as_fired = guess == tuple(truth[i] for i in _FIRED)
+        return NotYet(
+            "not quite for DeferredList: the right pairs, in another order",
+            expected=f"the pairs in the order of the list: {', '.join(MEMBERS)}",
+            got="the pairs in the order the members fired" if as_fired else "another order",
+            hint="results come in the order of the list, not the order they fired",
+        )
+    i = next(i for i, (g, t) in enumerate(zip(guess, truth, strict=True)) if g != t)
+    return NotYet(
+        "not quite for DeferredList",
+        expected=f"pair {i} tells how member {i} ({MEMBERS[i]}) ended, as (success, result)",
+        got=f"pair {i} is {short(guess[i])}",
+        hint="a member that succeeded gives (True, its result); one that failed gives "
+        '(False, its failure), written here as its exception\'s name: (False, "KeyError")',
+    )
+
+
+def _judge_first(guess: object, truth: tuple[Any, ...]) -> NotYet:
+    if not isinstance(guess, tuple) or len(guess) != 2:
+        return NotYet(
+            "not quite for fireOnOneCallback",
+            expected="a pair (result, index)",
+            got=short(guess),
+            hint="with fireOnOneCallback=True, DeferredList fires with one pair",
+        )
+    result, index = guess
+    if isinstance(index, int) and 0 <= index < len(MEMBERS) and index != truth[1]:
+        said = f"member {index} ({MEMBERS[index]})"
+        reason = "failed" if index == 1 else "was not the first to succeed"
+        return NotYet(
+            "not quite for fireOnOneCallback",
+            expected="the result and index of the first member to succeed",
+            got=f"{short(guess)}: {said} {reason}",
+            hint="it fires with (result, index) of the first member to *succeed*: a failure "
+            "does not count, and the members fire in fire_three's order",
+        )
+    return NotYet(
+        "not quite for fireOnOneCallback",
+        expected=f"the index, then the result member {truth[1]} fired with",
+        got=short(guess),
+        hint="the pair is (result, index): the result first",
+    )
+
+
+def _judge_gather(guess: object, truth: object) -> NotYet:
+    if isinstance(guess, tuple):
+        return NotYet(
+            "not quite for gatherResults",
+            expected="the name of the exception it fails with",
+            got=f"a list of results, {short(guess)}: it does not succeed here",
+            hint="one failed member fails the whole: gatherResults then fails with an "
+            "exception that wraps the member's failure and says which member it was",
+        )
+    if guess == "KeyError":
+        return NotYet(
+            "not quite for gatherResults",
+            expected="the exception gatherResults itself fails with",
+            got="KeyError: that is the member's exception, which gatherResults wraps",
+            hint="the wrapper says which member failed (its index) and holds its Failure: "
+            "look for it in twisted.internet.defer",
+        )
+    return NotYet(
+        "not quite for gatherResults",
+        expected="the name of the exception it fails with",
+        got=short(guess),
+        hint="one failed member fails the whole: it fails with the exception that wraps "
+        "the member's failure",
+    )
+
+
+_KEYS = ["DeferredList", "fireOnOneCallback", "gatherResults"]
+
+
+@exercise(
+    "09",
+    value("prediction", dict, '{"DeferredList": [...], "fireOnOneCallback": (...), '
+          '"gatherResults": ...}'),
+    title="what does it fire with?",
+)  # fmt: skip
+def check_list_results(prediction: dict[Any, Any]) -> str:
     """Compare predictions for the three ways of waiting with what really fires."""
-    name = "what does it fire with?"
-    keys = ["DeferredList", "fireOnOneCallback", "gatherResults"]
-    if not isinstance(prediction, dict) or set(prediction) != set(keys):
-        return failed(
-            name,
+    if set(prediction) != set(_KEYS):
+        raise NotYet(
             "the prediction could not be read",
             expected='a dict with the keys "DeferredList", "fireOnOneCallback", "gatherResults"',
-            got=repr(prediction),
+            got="the keys " + ", ".join(repr(key) for key in prediction)
+            if prediction
+            else "an empty dict",
+            hint="keep the starter's three keys and change only the values",
         )
     runs = _three_runs()
-    hints = {
-        "DeferredList": "results come in the order of the list, not the order they fired",
-        "fireOnOneCallback": (
-            "it fires with (result, index) of the first member to *succeed*: a failure "
-            "does not count"
-        ),
-        "gatherResults": (
-            "one failure fails the whole: it errbacks with FirstError (write its name)"
-        ),
+    truths = {key: _plain(run.result) for key, run in runs.items()}
+    judges: dict[str, Callable[[Any, Any], NotYet]] = {
+        "DeferredList": _judge_list,
+        "fireOnOneCallback": _judge_first,
+        "gatherResults": _judge_gather,
     }
-    right = 0
-    first_miss = None
-    for key in keys:
-        kind, value = runs[key]
-        truth = _plain(value) if kind == "value" else value.type.__name__
-        guess = _answer(prediction[key])
-        if isinstance(guess, list) and isinstance(truth, tuple):
-            guess = tuple(guess)
-        if guess == truth:
-            right += 1
-        elif first_miss is None:
-            first_miss = (key, truth, guess)
-    if first_miss is None:
-        return passed(name, "all three right: order, first success, and FirstError.")
-    key, truth, guess = first_miss
-    return failed(
-        name,
-        f"{right} of 3 right; not quite for {key}",
-        expected=repr(truth),
-        got=repr(guess),
-        hint=hints[key],
-    )
+    misses = [
+        judges[key](_plain(prediction[key]), truths[key])
+        for key in _KEYS
+        if _plain(prediction[key]) != truths[key]
+    ]
+    if not misses:
+        return "all three right: order, first success, and the wrapped failure."
+    first = misses[0]
+    first.message = f"{3 - len(misses)} of 3 right; {first.message}"
+    raise first
 
 
 class SlowFetch:
@@ -153,8 +231,10 @@ class SlowFetch:
         return d
 
     def deliver(self, name: str, error: Exception | None = None) -> None:
+        """Fire ``name``'s download, unless it was cancelled (a late result is dropped, as
+        a protocol would drop it)."""
         d = self.waiting[name]
-        if d.called:  # cancelled already: the late result is dropped, as a protocol would
+        if d.called:
             return
         if error is not None:
             d.errback(error)
@@ -168,174 +248,142 @@ class SlowFetch:
             d.addErrback(lambda _: None)
 
 
-def _as_deferred(result: Any) -> Any:
+def _deferred_from(what: str, fn: Callable[..., object], *args: object) -> Deferred[Any]:
+    """Call the learner's ``fn``: its Deferred (a coroutine is run as one), or NotYet."""
+    result = call_learner(what, fn, *args)
     if inspect.iscoroutine(result):
-        return Deferred.fromCoroutine(result)
-    return result
+        result = Deferred.fromCoroutine(result)
+    return expect_deferred(
+        result,
+        f"{what} did not return a Deferred",
+        expected="a Deferred",
+        hint="return the Deferred you built (or write async def)",
+    )
 
 
-def _show(kind: str, value: Any) -> str:
-    if kind == "failure":
-        inner = value.value
-        if isinstance(inner, FirstError):
-            sub = inner.subFailure
-            return f"Failure(FirstError: member {inner.index} failed with {sub.type.__name__})"
-        return f"Failure({value.type.__name__})"
-    if kind == "unfired":
-        return "nothing yet: it has not fired"
-    return repr(value)
-
-
-@exercise("09")
-def check_fetch_all(fetch_all: Callable[..., Any]) -> Feedback:
+@exercise("09", function("fetch_all(fetch, names)"), title="fetch them all")
+def check_fetch_all(fetch_all: Callable[..., object]) -> str:
     """``fetch_all(fetch, names)`` fires with ``{name: poem or None}``; other errors fail it."""
-    name = "fetch them all"
     fetch = SlowFetch()
-    names = ["tyger", "nightingale", "hope"]
     try:
-        ok, d = run_learner_code(fetch_all, fetch, names)
-        if ok:
-            d = _as_deferred(d)
-        if not ok or not isinstance(d, Deferred):
-            return failed(
-                name,
-                "fetch_all(fetch, names) did not return a Deferred",
-                got=d if not ok else type(d).__name__,
-                hint="return the Deferred from gatherResults (with a callback that makes the dict)",
-            )
-        if fetch.calls != names:
-            return failed(
-                name,
+        d = _deferred_from("fetch_all(fetch, names)", fetch_all, fetch, list(MEMBERS))
+        if sorted(fetch.calls) != sorted(MEMBERS):
+            raise NotYet(
                 "not every download had started when fetch_all returned",
                 expected="fetch called for tyger, nightingale and hope, at once",
-                got=", ".join(fetch.calls) or "no fetch at all",
+                got="fetch called for " + (", ".join(fetch.calls) or "nothing at all"),
                 hint="call fetch for every name first; gatherResults then waits for them all",
             )
         fetch.deliver("hope")
         fetch.deliver("nightingale")
         if d.called:
-            kind, value = outcome_of(d)
-            return failed(
-                name,
+            outcome = outcome_of(d)
+            raise NotYet(
                 "fetch_all fired before tyger had arrived",
                 expected="it waits for tyger; the missing nightingale is just None",
-                got=_show(kind, value),
-                hint=(
-                    "the missing poem failed the whole gather: give each download its own "
-                    "errback that traps KeyError and returns None, before gathering"
-                    if kind == "failure"
-                    else "wait for every member: gatherResults, not fireOnOneCallback"
-                ),
+                got=f"it fired with {outcome}",
+                hint="the missing poem failed the whole gather: give each download its own "
+                "errback that traps KeyError and returns None, before gathering"
+                if outcome.kind == "failure"
+                else "wait for every member: gatherResults, not fireOnOneCallback",
             )
         fetch.deliver("tyger")
-        kind, value = outcome_of(d)
+        outcome = outcome_of(d)
         want = {"tyger": SlowFetch.POEMS["tyger"], "nightingale": None}
         want["hope"] = SlowFetch.POEMS["hope"]
-        if (kind, value) != ("value", want):
-            missing = kind == "failure" and "KeyError" in _show(kind, value)
-            return failed(
-                name,
+        if not outcome.is_value(want):
+            raise NotYet(
                 "a missing poem and two poems: the wrong outcome",
                 expected=repr(want),
-                got=_show(kind, value),
-                hint=(
-                    "give each download its own errback that traps KeyError and returns None, "
-                    "before gathering"
-                    if missing
-                    else "turn the list of poems into a dict: dict(zip(names, poems))"
-                ),
+                got=str(outcome),
+                hint="give each download its own errback that traps KeyError and returns None, "
+                "before gathering"
+                if outcome.failed_with(KeyError) or "KeyError" in str(outcome)
+                else "turn the list of poems into a dict: dict(zip(names, poems))",
             )
     finally:
         fetch.settle()
 
     fetch = SlowFetch()
     try:
-        ok, d = run_learner_code(fetch_all, fetch, ["tyger", "hope"])
-        d = _as_deferred(d) if ok else d
-        if not ok or not isinstance(d, Deferred):
-            return failed(name, "fetch_all(fetch, ['tyger', 'hope']) failed to start", got=d)
+        d = _deferred_from(
+            "fetch_all(fetch, ['tyger', 'hope'])", fetch_all, fetch, ["tyger", "hope"]
+        )
         fetch.deliver("hope", ValueError("garbled"))
         fetch.deliver("tyger")
-        kind, value = outcome_of(d)
-        if kind != "failure":
-            return failed(
-                name,
+        outcome = outcome_of(d)
+        if outcome.kind != "failure":
+            raise NotYet(
                 "a garbled download (ValueError) was hidden",
                 expected="the whole Deferred fails (FirstError or ValueError)",
-                got=_show(kind, value),
+                got=f"it fired with {outcome}",
                 hint="trap KeyError only: any other failure should fail the gathered Deferred",
             )
     finally:
         fetch.settle()
-    return passed(name, "all at once, a missing poem as None, real errors still fail it.")
+    return "all at once, a missing poem as None, real errors still fail it."
 
 
-@exercise("09")
-def check_deadline(fetch_with_deadline: Callable[..., Any]) -> Feedback:
+_DEADLINE_CASES: list[tuple[str, float | None, str]] = [
+    ("tyger", 1.0, "arrives after 1 s"),
+    ("hope", None, "never arrives"),
+    ("nightingale", 1.0, "is missing (KeyError after 1 s)"),
+]
+
+
+def _deadline_hint(poem: str, outcome: Outcome) -> str:
+    if outcome.failed_with(defer.TimeoutError):
+        if poem == "nightingale":
+            return "trap the timeout only: a KeyError must go on as it is"
+        return (
+            "addTimeout fails with twisted.internet.defer.TimeoutError, not Python's built-in "
+            "TimeoutError: trap defer.TimeoutError"
+        )
+    if outcome.failed_with(defer.CancelledError):
+        return (
+            "cancel() fails the Deferred with CancelledError; addTimeout turns that into "
+            "defer.TimeoutError, which an errback can trap"
+        )
+    if outcome.kind == "unfired":
+        return "d.addTimeout(seconds, clock) cancels d when the time is up"
+    if poem == "nightingale":
+        return "trap the timeout only: a KeyError must go on as it is"
+    return "on timeout, recover with an errback that returns '(too slow)'"
+
+
+@exercise("09", function("fetch_with_deadline(fetch, name, seconds, clock)"), title="a deadline")
+def check_deadline(fetch_with_deadline: Callable[..., object]) -> str:
     """``fetch_with_deadline(fetch, name, seconds, clock)``: poem, '(too slow)', or the error."""
-    name = "a deadline"
-    cases = [
-        ("tyger", 1.0, None, ("value", SlowFetch.POEMS["tyger"]), "arrives after 1 s"),
-        ("hope", None, None, ("value", "(too slow)"), "never arrives"),
-        ("nightingale", 1.0, None, ("failure", KeyError), "is missing (KeyError after 1 s)"),
-    ]
-    for poem, at, error, want, story in cases:
+    for poem, at, story in _DEADLINE_CASES:
         clock = task.Clock()
         fetch = SlowFetch()
         try:
-            ok, d = run_learner_code(fetch_with_deadline, fetch, poem, 2, clock)
-            d = _as_deferred(d) if ok else d
-            if not ok or not isinstance(d, Deferred):
-                return failed(
-                    name,
-                    f"fetch_with_deadline(fetch, {poem!r}, 2, clock) did not return a Deferred",
-                    got=d if not ok else type(d).__name__,
-                )
+            call = f"fetch_with_deadline(fetch, {poem!r}, 2, clock)"
+            d = _deferred_from(call, fetch_with_deadline, fetch, poem, 2, clock)
             if at is not None:
                 clock.advance(at)
-                fetch.deliver(poem, error)
-            ok, got = run_learner_code(clock.advance, 5)  # well past the deadline
-            if not ok:
-                return failed(
-                    name,
-                    f"when the poem {story}, the timer still went off later and raised",
-                    got=got,
-                    hint="addTimeout stops its timer when the Deferred fires in time",
-                )
-            kind, value = outcome_of(d)
-            if want[0] == "failure":
-                right = kind == "failure" and value.check(want[1])
+                fetch.deliver(poem)
+            call_learner(
+                f"when the poem {story}, the timer that went off later",
+                clock.advance, 5,  # well past the deadline
+                hint="addTimeout stops its timer when the Deferred fires in time",
+            )  # fmt: skip
+            outcome = outcome_of(d)
+            if poem == "nightingale":
+                right = outcome.failed_with(KeyError)
+                expected = "Failure(KeyError: 'nightingale')"
             else:
-                right = (kind, value) == want
+                want = SlowFetch.POEMS["tyger"] if poem == "tyger" else "(too slow)"
+                right, expected = outcome.is_value(want), repr(want)
             if not right:
-                wrong_timeout = kind == "failure" and value.check(defer.TimeoutError)
-                if wrong_timeout:
-                    hint = (
-                        "addTimeout fails with twisted.internet.defer.TimeoutError, not "
-                        "Python's built-in TimeoutError: trap defer.TimeoutError"
-                    )
-                elif kind == "failure" and value.check(defer.CancelledError):
-                    hint = (
-                        "cancel() fails the Deferred with CancelledError; addTimeout turns "
-                        "that into defer.TimeoutError, which an errback can trap"
-                    )
-                elif kind == "unfired":
-                    hint = "d.addTimeout(seconds, clock) cancels d when the time is up"
-                elif poem == "nightingale":
-                    hint = "trap the timeout only: a KeyError must go on as it is"
-                else:
-                    hint = "on timeout, recover with an errback that returns '(too slow)'"
-                expected = "Failure(KeyError)" if want[0] == "failure" else repr(want[1])
-                return failed(
-                    name,
+                raise NotYet(
                     f"when the poem {story}: the wrong outcome",
                     expected=expected,
-                    got=_show(kind, value),
-                    hint=hint,
+                    got=str(outcome),
+                    hint=_deadline_hint(poem, outcome),
                 )
             if poem == "hope" and fetch.cancelled != ["hope"]:
-                return failed(
-                    name,
+                raise NotYet(
                     "the slow download was not cancelled at the deadline",
                     expected="the download's Deferred cancelled (so its connection is closed)",
                     got="it was left running",
@@ -343,4 +391,4 @@ def check_deadline(fetch_with_deadline: Callable[..., Any]) -> Feedback:
                 )
         finally:
             fetch.settle()
-    return passed(name, "in time: the poem; too slow: cancelled and '(too slow)'; errors pass.")
+    return "in time: the poem; too slow: cancelled and '(too slow)'; errors pass."

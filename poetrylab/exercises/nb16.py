@@ -1,3 +1,5 @@
+# mypy: untyped-calls-exclude=twisted
+# (Twisted leaves some of what the checks call unannotated: Failure, trial's loader, ...)
 """Checks for notebook 16 (testing asynchronous code): the learner writes the tests.
 
 A good test passes on correct code and fails on broken code. Each check runs the
@@ -20,7 +22,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
 from twisted.internet import interfaces
 from twisted.internet.defer import Deferred
@@ -32,10 +34,16 @@ from twisted.trial import unittest as trial_unittest
 from twisted.trial.reporter import TestResult
 from twisted.trial.runner import TestLoader
 
+from poetrylab._typing import ReactorTime
 from poetrylab.clients.deferred import PoetryProtocol
 from poetrylab.download import Download
-from poetrylab.exercises._feedback import Feedback, exercise, failed, passed, run_learner_code
+from poetrylab.exercises._feedback import short
+from poetrylab.exercises._learner import run_learner_code
+from poetrylab.exercises._registry import NotYet, exercise, function, subclass
 from poetrylab.servers import PoetryFactory
+
+if TYPE_CHECKING:
+    from poetrylab._typing import TCPTransport
 
 __all__ = ["CLIENT_MUTANTS", "PACING_MUTANTS", "check_client_tests", "check_pacing_test"]
 
@@ -45,7 +53,7 @@ class Mutant:
     """A copy of the code under test with one bug: what it does wrong, and the code."""
 
     bug: str
-    code: Any
+    code: Callable[..., object]
 
 
 # -- exercise 1: a pacing test -------------------------------------------------------------
@@ -54,7 +62,7 @@ class Mutant:
 class _PacedPoetry(Protocol):
     """A slow poetry protocol with knobs, to build broken servers from."""
 
-    factory: _BrokenFactory
+    transport: TCPTransport  # type: ignore[assignment]  # Twisted: ITransport | None; ours is set
     pace = 1.0  # multiplies the delay between chunks
     first_at_once = True
     whole_poem = False
@@ -65,22 +73,27 @@ class _PacedPoetry(Protocol):
         self.offset = 0
         self.pending: interfaces.IDelayedCall | None = None
 
+    @property
+    def settings(self) -> _BrokenFactory:
+        """The factory that built this protocol: its poem, reactor, delay and num_bytes."""
+        return cast(_BrokenFactory, self.factory)
+
     def connectionMade(self) -> None:
         if self.first_at_once:
             self.send_next()
         else:
-            self.pending = self.factory.reactor.callLater(self.factory.delay, self.send_next)
+            self.pending = self.settings.reactor.callLater(self.settings.delay, self.send_next)
 
     def send_next(self) -> None:
         self.pending = None
-        poem = self.factory.poem
-        size = len(poem) if self.whole_poem else self.factory.num_bytes
+        poem = self.settings.poem
+        size = len(poem) if self.whole_poem else self.settings.num_bytes
         chunk = poem[self.offset : self.offset + size]
         self.offset += len(chunk)
         self.transport.write(chunk)
         if self.offset < len(poem):
-            delay = self.factory.delay * self.pace
-            self.pending = self.factory.reactor.callLater(delay, self.send_next)
+            delay = self.settings.delay * self.pace
+            self.pending = self.settings.reactor.callLater(delay, self.send_next)
         elif self.closes:
             self.transport.loseConnection()
 
@@ -94,7 +107,7 @@ class _BrokenFactory(ServerFactory):
         self,
         protocol: type[_PacedPoetry],
         poem: bytes,
-        reactor: Any,
+        reactor: ReactorTime,
         delay: float = 0.1,
         num_bytes: int = 10,
     ) -> None:
@@ -105,11 +118,11 @@ class _BrokenFactory(ServerFactory):
         self.num_bytes = num_bytes
 
 
-def _broken(name: str, **knobs: Any) -> Callable[..., ServerFactory]:
+def _broken(name: str, **knobs: object) -> Callable[..., ServerFactory]:
     protocol = type(name, (_PacedPoetry,), knobs)
 
     def make_factory(
-        poem: bytes, reactor: Any, delay: float = 0.1, num_bytes: int = 10
+        poem: bytes, reactor: ReactorTime, delay: float = 0.1, num_bytes: int = 10
     ) -> ServerFactory:
         return _BrokenFactory(protocol, poem, reactor, delay, num_bytes)
 
@@ -129,32 +142,25 @@ PACING_MUTANTS = [
 ]
 
 
-def _run_test_function(test: Callable[..., Any], make_factory: Callable[..., Any]) -> str | None:
+def _run_test_function(
+    test: Callable[[Callable[..., object]], object], make_factory: Callable[..., object]
+) -> str | None:
     """Run the learner's test on one factory maker; None if it passed, else why it failed."""
     ok, outcome = run_learner_code(test, make_factory)
     return None if ok else str(outcome)
 
 
-@exercise("16")
-def check_pacing_test(test: Any) -> Feedback:
+@exercise("16", function("test_pacing(make_factory)"), title="pin down the slow server's pacing")
+def check_pacing_test(test: Callable[[Callable[..., object]], object]) -> str:
     """Run ``test(make_factory)`` on the real slow server and on each broken one.
 
     ``make_factory(poem, clock, delay=..., num_bytes=...)`` returns a server factory. The
     test must pass on :class:`PoetryFactory`, fail (raise) on every mutant, and build its
     factories with a ``task.Clock`` (or ``MemoryReactorClock``).
     """
-    name = "check_pacing_test"
-    if not callable(test) or isinstance(test, type):
-        return failed(
-            name,
-            "pass your test function itself",
-            expected="def test_pacing(make_factory): ...",
-            got=repr(test)[:60],
-            hint="write a function that takes make_factory and raises (assert) on a bug.",
-        )
-    reactors: list[Any] = []
+    reactors: list[object] = []
 
-    def real(poem: bytes, reactor: Any, delay: float = 0.1, num_bytes: int = 10) -> Any:
+    def real(poem: bytes, reactor: ReactorTime, delay: float = 0.1, num_bytes: int = 10) -> object:
         reactors.append(reactor)
         return PoetryFactory(poem, reactor, delay=delay, num_bytes=num_bytes)
 
@@ -162,24 +168,21 @@ def check_pacing_test(test: Any) -> Feedback:
     problem = _run_test_function(test, real)
     took = time.perf_counter() - started
     if not reactors:
-        return failed(
-            name,
+        raise NotYet(
             "your test never built a server",
             expected="factory = make_factory(poem, clock, delay=..., num_bytes=...)",
             got="make_factory was not called",
             hint="build the server with make_factory, so the check can swap in broken ones.",
         )
     if not all(isinstance(reactor, Clock) for reactor in reactors):
-        return failed(
-            name,
+        raise NotYet(
             "your test gave the server a real reactor",
             expected="make_factory(poem, Clock(), ...)",
             got=f"make_factory(poem, {type(reactors[0]).__name__}(...), ...)",
             hint="with task.Clock you move time yourself (clock.advance): no waiting, no flakes.",
         )
     if problem is not None:
-        return failed(
-            name,
+        raise NotYet(
             "your test fails on the correct slow server",
             expected="no exception from your test on PoetryFactory",
             got=problem,
@@ -187,8 +190,7 @@ def check_pacing_test(test: Any) -> Feedback:
             "every delay seconds, and calls loseConnection right after the last chunk.",
         )
     if took > 1.0:
-        return failed(
-            name,
+        raise NotYet(
             "your test took more than a second",
             expected="milliseconds: Clock time costs no real time",
             got="over a second",
@@ -197,17 +199,15 @@ def check_pacing_test(test: Any) -> Feedback:
     survivors = [m.bug for m in PACING_MUTANTS if _run_test_function(test, m.code) is None]
     caught = len(PACING_MUTANTS) - len(survivors)
     if survivors:
-        return failed(
-            name,
+        raise NotYet(
             f"your test caught {caught} of {len(PACING_MUTANTS)} broken servers",
             expected="a failure on every broken server",
             got="it passed on a server that " + "; and on one that ".join(survivors),
             hint=_pacing_hint(survivors[0]),
         )
-    return passed(
-        name,
+    return (
         f"your test passes on the real slow server and catches all {caught} broken ones, "
-        "without a socket or a second of real time.",
+        "without a socket or a second of real time."
     )
 
 
@@ -264,7 +264,7 @@ CLIENT_MUTANTS = [
 ]
 
 
-def _run_case(case: type, protocol_class: type) -> TestResult:
+def _run_case(case: type, protocol_class: object) -> TestResult:
     """Run every test of ``case`` with ``protocol_class`` swapped in; return the result."""
     swapped = type(case.__name__, (case,), {"protocol_class": protocol_class})
     swapped.__module__ = case.__module__
@@ -282,52 +282,43 @@ def _first_problem(result: TestResult) -> str:
     return "?"
 
 
-@exercise("16")
-def check_client_tests(case: Any) -> Feedback:
+@exercise(
+    "16", subclass(trial_unittest.SynchronousTestCase, "PoetryProtocolTests"),
+    title="a trial test case for the client's Protocol",
+)  # fmt: skip
+def check_client_tests(case: type[trial_unittest.SynchronousTestCase]) -> str:
     """Run the learner's ``SynchronousTestCase`` on the Deferred client's protocol and mutants.
 
     The class must use ``self.protocol_class`` (set to
     ``poetrylab.clients.deferred.PoetryProtocol``) to build the protocol under test.
     """
-    name = "check_client_tests"
-    if not (isinstance(case, type) and issubclass(case, trial_unittest.SynchronousTestCase)):
-        return failed(
-            name,
-            "pass your test case class itself",
-            expected="a subclass of twisted.trial.unittest.SynchronousTestCase",
-            got=repr(case)[:60],
-            hint="class PoetryProtocolTests(unittest.SynchronousTestCase): ...",
-        )
     if issubclass(case, trial_unittest.TestCase):
-        return failed(
-            name,
+        raise NotYet(
             "use SynchronousTestCase in a notebook",
             expected="a subclass of SynchronousTestCase",
             got="a subclass of trial's asynchronous TestCase",
             hint="the asynchronous TestCase runs the reactor itself, and here crochet runs "
             "it already; with StringTransport and successResultOf you need no reactor.",
         )
-    if getattr(case, "protocol_class", None) is not PoetryProtocol:
-        return failed(
-            name,
+    tested = getattr(case, "protocol_class", None)
+    if tested is not PoetryProtocol:
+        raise NotYet(
             "your class must say which protocol it tests",
             expected="protocol_class = PoetryProtocol  (from poetrylab.clients.deferred)",
-            got=f"protocol_class = {getattr(case, 'protocol_class', None)!r}"[:80],
+            got=f"protocol_class = {short(tested)}",
             hint="build the protocol with self.protocol_class(download), so the check can "
             "swap in broken ones.",
         )
     real = _run_case(case, PoetryProtocol)
     if real.testsRun == 0:
-        return failed(
-            name,
+        raise NotYet(
             "your class has no tests",
             expected="at least one method whose name starts with test_",
             got="0 tests",
             hint="trial runs the methods named test_...",
         )
     if not real.wasSuccessful():
-        return failed(
-            name,
+        raise NotYet(
             "your tests fail on the correct protocol",
             expected=f"all {real.testsRun} tests pass on PoetryProtocol",
             got=_first_problem(real),
@@ -338,17 +329,15 @@ def check_client_tests(case: Any) -> Feedback:
     survivors = [m.bug for m in CLIENT_MUTANTS if _run_case(case, m.code).wasSuccessful()]
     caught = len(CLIENT_MUTANTS) - len(survivors)
     if survivors:
-        return failed(
-            name,
+        raise NotYet(
             f"your tests caught {caught} of {len(CLIENT_MUTANTS)} broken protocols",
             expected="at least one failing test on every broken protocol",
             got="all passed on a protocol that " + "; and on one that ".join(survivors),
             hint=_client_hint(survivors[0]),
         )
-    return passed(
-        name,
+    return (
         f"{real.testsRun} tests pass on PoetryProtocol, and every one of the "
-        f"{caught} broken protocols fails at least one of them.",
+        f"{caught} broken protocols fails at least one of them."
     )
 
 

@@ -13,19 +13,14 @@ no measuring happens and the verdict never depends on the machine.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
-from poetrylab.exercises._feedback import (
-    Feedback,
-    exercise,
-    failed,
-    passed,
-    run_learner_code,
-    short,
-)
+from poetrylab.exercises._feedback import short
+from poetrylab.exercises._learner import call_learner, is_number
+from poetrylab.exercises._registry import NotYet, exercise, function
 
 __all__ = ["check_efficiency", "check_first_below", "example_results"]
-
 
 
 def _run(client: str, n: int, repeat: int, elapsed: float | None, ideal: float) -> dict[str, Any]:
@@ -62,63 +57,81 @@ _EFFICIENCY_CASES = [
 ]
 
 
-@exercise("17")
-def check_efficiency(efficiency: Any) -> Feedback:
+@exercise("17", function("efficiency(run)"), title="efficiency of one run")
+def check_efficiency(efficiency: Callable[[dict[str, Any]], object]) -> str:
     """Call ``efficiency(run)`` on four run records; compare with ideal_s / elapsed_s."""
-    name = "check_efficiency"
-    if not callable(efficiency):
-        return failed(name, "pass your function itself", expected="efficiency",
-                      got=short(efficiency), hint="def efficiency(run): ...")  # fmt: skip
     for run, want in _EFFICIENCY_CASES:
         shown = f"ideal_s={run['ideal_s']}, elapsed_s={run['elapsed_s']}"
-        ok, got = run_learner_code(efficiency, dict(run))
-        if not ok:
-            hint = ("a failed run has elapsed_s None: return None for it instead of dividing."
-                    if run["elapsed_s"] is None else "read the error message.")
-            return failed(name, f"efficiency raised an error for a run with {shown}",
-                          expected=short(want), got=got, hint=hint)  # fmt: skip
+        got = call_learner(
+            f"efficiency for a run with {shown}", efficiency, dict(run),
+            hint="a failed run has elapsed_s None: return None for it instead of dividing."
+            if run["elapsed_s"] is None
+            else "read the error message.",
+        )  # fmt: skip
         if want is None:
             if got is not None:
-                return failed(name, f"a failed run ({shown}) has no efficiency",
-                              expected="None", got=short(got),
-                              hint="check run['elapsed_s'] is None first.")  # fmt: skip
+                raise NotYet(
+                    f"a failed run ({shown}) has no efficiency",
+                    expected="None",
+                    got=short(got),
+                    hint="check run['elapsed_s'] is None first.",
+                )
             continue
-        if not isinstance(got, int | float) or not math.isclose(got, want, rel_tol=1e-9):
-            inverted = isinstance(got, int | float) and got and math.isclose(got, 1 / want)
-            hint = ("upside down: the ideal goes on top, so 1.0 is perfect and a slower run "
-                    "scores less." if inverted else "divide the ideal time by the measured one.")
-            return failed(name, f"wrong efficiency for a run with {shown}",
-                          expected=f"{want:.4f}", got=short(got), hint=hint)  # fmt: skip
-    return passed(name, "ideal / measured: 1.0 means the client added nothing to the servers' "
-                        "time, and a failed run has no efficiency at all.")  # fmt: skip
+        if not is_number(got) or not math.isclose(float(got), want, rel_tol=1e-9):
+            inverted = is_number(got) and got != 0 and math.isclose(float(got), 1 / want)
+            raise NotYet(
+                f"wrong efficiency for a run with {shown}",
+                expected=f"{want:.4f}",
+                got=short(got),
+                hint="upside down: the ideal goes on top, so 1.0 is perfect and a slower run "
+                "scores less."
+                if inverted
+                else "divide the ideal time by the measured one.",
+            )
+    return (
+        "ideal / measured: 1.0 means the client added nothing to the servers' time, and a "
+        "failed run has no efficiency at all."
+    )
 
 
-@exercise("17")
-def check_first_below(first_below: Any) -> Feedback:
+_FIRST_BELOW_CASES: list[tuple[str, float, int | None]] = [
+    ("threaded", 0.95, 100),
+    ("twisted", 0.95, None),
+    ("threaded", 0.7, 1000),
+    ("blocking", 0.95, None),
+    ("asyncio", 0.95, None),
+]
+
+
+@exercise(
+    "17", function("first_below(results, client, level=0.95)"),
+    title="where does a client stop keeping up?",
+)  # fmt: skip
+def check_first_below(first_below: Callable[[dict[str, Any], str, float], object]) -> str:
     """Call ``first_below(results, client, level)`` on :func:`example_results`."""
-    name = "check_first_below"
-    if not callable(first_below):
-        return failed(name, "pass your function itself", expected="first_below",
-                      got=short(first_below), hint="def first_below(results, client, level=0.95):")
-    cases = [("threaded", 0.95, 100), ("twisted", 0.95, None), ("threaded", 0.7, 1000),
-             ("blocking", 0.95, None), ("asyncio", 0.95, None)]  # fmt: skip
-    for client, level, want in cases:
+    for client, level, want in _FIRST_BELOW_CASES:
         call = f"first_below(results, {client!r}, {level})"
-        ok, got = run_learner_code(first_below, example_results(), client, level)
-        if not ok:
-            return failed(name, f"{call} raised an error", expected=short(want), got=got,
-                          hint="a failed run has elapsed_s None: leave it out before taking "
-                               "the median; a client with no runs at all gives None.")
-        if got != want:
-            if got == 10 and client == "threaded":
-                hint = ("one slow repeat at N=10 is noise: take the median efficiency over the "
-                        "repeats at each N, then compare it with the level.")
-            elif want is None:
-                hint = "when no N falls below the level, return None."
-            else:
-                hint = ("look at the N values in increasing order (runs are not sorted), "
-                        "and return the first whose median efficiency is below the level.")
-            return failed(name, f"{call} is not right", expected=short(want), got=short(got),
-                          hint=hint)
-    return passed(name, "medians over repeats, N in order, failed runs left out: the point "
-                        "where a client stops keeping up, read from the data.")
+        got = call_learner(
+            call, first_below, example_results(), client, level,
+            hint="a failed run has elapsed_s None: leave it out before taking the median; "
+            "a client with no runs at all gives None.",
+        )  # fmt: skip
+        if got == want:
+            continue
+        if got == 10 and client == "threaded":
+            hint = (
+                "one slow repeat at N=10 is noise: take the median efficiency over the "
+                "repeats at each N, then compare it with the level."
+            )
+        elif want is None:
+            hint = "when no N falls below the level, return None."
+        else:
+            hint = (
+                "look at the N values in increasing order (runs are not sorted), and return "
+                "the first whose median efficiency is below the level."
+            )
+        raise NotYet(f"{call} is not right", expected=short(want), got=short(got), hint=hint)
+    return (
+        "medians over repeats, N in order, failed runs left out: the point where a client "
+        "stops keeping up, read from the data."
+    )

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from fractions import Fraction
 
 from poetrylab.clients.blocking import download_poem
-from poetrylab.download import Download, parse_address
+from poetrylab.download import Address, Download
 from poetrylab.exercises import Answers
 
 # -- exercise 1: the least time each model needs -------------------------------------------
@@ -18,6 +18,12 @@ def total_time(model: str, seconds: list[float]) -> float:
     if model == "synchronous":
         return sum(seconds)
     return max(seconds, default=0.0)
+
+
+def total_time_in_fractions(model: str, seconds: list[float]) -> Fraction:
+    """Also right: exact arithmetic is a number too."""
+    exact = [Fraction(s) for s in seconds]
+    return sum(exact, Fraction(0)) if model == "synchronous" else max(exact, default=Fraction(0))
 
 
 def always_sum(model: str, seconds: list[float]) -> float:
@@ -38,11 +44,11 @@ def empty_list_breaks(model: str, seconds: list[float]) -> float:
 # -- exercise 2: a pool of two threads ------------------------------------------------------
 
 
-def _downloads(addresses: list[Any]) -> list[Download]:
-    return [Download(parse_address(a), client="pool", task=i) for i, a in enumerate(addresses, 1)]
+def _downloads(addresses: list[Address]) -> list[Download]:
+    return [Download(a, client="pool", task=i) for i, a in enumerate(addresses, 1)]
 
 
-def pool_client(addresses: list[Any]) -> list[Download]:
+def pool_client(addresses: list[Address]) -> list[Download]:
     """Two worker threads share the downloads; map() waits for all of them."""
     downloads = _downloads(addresses)
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -50,7 +56,17 @@ def pool_client(addresses: list[Any]) -> list[Download]:
     return downloads
 
 
-def one_after_another(addresses: list[Any]) -> list[Download]:
+def pool_client_submit(addresses: list[Address]) -> list[Download]:
+    """Also right: submit each download, then wait for every future."""
+    downloads = _downloads(addresses)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = [pool.submit(download_poem, d) for d in downloads]
+    for future in futures:
+        future.result()
+    return downloads
+
+
+def one_after_another(addresses: list[Address]) -> list[Download]:
     """Wrong: the synchronous model."""
     downloads = _downloads(addresses)
     for download in downloads:
@@ -58,7 +74,7 @@ def one_after_another(addresses: list[Any]) -> list[Download]:
     return downloads
 
 
-def thread_per_server(addresses: list[Any]) -> list[Download]:
+def thread_per_server(addresses: list[Address]) -> list[Download]:
     """Wrong: all four at once."""
     downloads = _downloads(addresses)
     threads = [threading.Thread(target=download_poem, args=(d,)) for d in downloads]
@@ -69,7 +85,7 @@ def thread_per_server(addresses: list[Any]) -> list[Download]:
     return downloads
 
 
-def forgets_to_wait(addresses: list[Any]) -> list[Download]:
+def forgets_to_wait(addresses: list[Address]) -> list[Download]:
     """Wrong: returns while the pool is still working."""
     downloads = _downloads(addresses)
     pool = ThreadPoolExecutor(max_workers=2)
@@ -81,10 +97,13 @@ def forgets_to_wait(addresses: list[Any]) -> list[Download]:
 
 SOLUTIONS = {
     "check_total_time": Answers(
-        solution=total_time, wrong=[always_sum, async_is_sequential, empty_list_breaks, 42]
+        solution=total_time,
+        wrong=[always_sum, async_is_sequential, empty_list_breaks, 42],
+        also_right=[total_time_in_fractions],
     ),
     "check_pool_client": Answers(
         solution=pool_client,
         wrong=[one_after_another, thread_per_server, forgets_to_wait, "pool_client"],
+        also_right=[pool_client_submit],
     ),
 }

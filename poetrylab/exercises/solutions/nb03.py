@@ -1,12 +1,16 @@
+# mypy: untyped-calls-exclude=twisted
+# (Twisted leaves Failure.check unannotated)
 """Model solutions (and wrong answers the checks must catch) for notebook 03."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import cast
 
 from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import IConnector
 from twisted.internet.protocol import ClientFactory, Protocol, connectionDone
+from twisted.protocols.basic import LineOnlyReceiver
 from twisted.python.failure import Failure
 
 from poetrylab.exercises import Answers
@@ -50,6 +54,27 @@ class DecodeEachChunk(Protocol):
         self.lines += complete
 
 
+class LinesFromTwisted(LineOnlyReceiver):
+    """Also right: Twisted's own line splitter, told that lines end with a bare newline."""
+
+    delimiter = b"\n"
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def lineReceived(self, line: bytes) -> None:
+        self.lines.append(line.decode("utf-8"))
+
+
+class KeepsTheNewline(LineCollector):
+    """Wrong: every line keeps its newline."""
+
+    def dataReceived(self, data: bytes) -> None:
+        self.buffer += data
+        *complete, self.buffer = self.buffer.split(b"\n")
+        self.lines += [line.decode("utf-8") + "\n" for line in complete]
+
+
 class KeepsBytes(LineCollector):
     """Wrong: forgets to decode."""
 
@@ -63,8 +88,6 @@ class KeepsBytes(LineCollector):
 
 
 class ByteCounter(Protocol):
-    factory: ByteCountFactory
-
     def connectionMade(self) -> None:
         self.nbytes = 0
 
@@ -72,20 +95,23 @@ class ByteCounter(Protocol):
         self.nbytes += len(data)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        factory = cast(ByteCountFactory, self.factory)
         if reason.check(ConnectionDone):
-            self.factory.callback(self.nbytes)
+            factory.callback(self.nbytes)
         else:
-            self.factory.errback(reason)
+            factory.errback(reason)
 
 
 class ByteCountFactory(ClientFactory):
     protocol = ByteCounter
 
-    def __init__(self, callback: Callable[[int], Any], errback: Callable[[Failure], Any]):
+    def __init__(
+        self, callback: Callable[[int], object], errback: Callable[[Failure], object]
+    ) -> None:
         self.callback = callback
         self.errback = errback
 
-    def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:
+    def clientConnectionFailed(self, connector: IConnector, reason: Failure) -> None:
         self.errback(reason)
 
 
@@ -93,7 +119,7 @@ class IgnoresTheReason(ByteCounter):
     """Wrong: every end of the connection counts as success."""
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
-        self.factory.callback(self.nbytes)
+        cast(ByteCountFactory, self.factory).callback(self.nbytes)
 
 
 class IgnoresTheReasonFactory(ByteCountFactory):
@@ -105,14 +131,18 @@ class NoConnectionFailedFactory(ClientFactory):
 
     protocol = ByteCounter
 
-    def __init__(self, callback: Callable[[int], Any], errback: Callable[[Failure], Any]):
+    def __init__(
+        self, callback: Callable[[int], object], errback: Callable[[Failure], object]
+    ) -> None:
         self.callback = callback
         self.errback = errback
 
 
 SOLUTIONS = {
     "check_line_collector": Answers(
-        solution=LineCollector, wrong=[SplitEachChunk, DecodeEachChunk, KeepsBytes, "lines"]
+        solution=LineCollector,
+        wrong=[SplitEachChunk, DecodeEachChunk, KeepsTheNewline, KeepsBytes, "lines"],
+        also_right=[LinesFromTwisted],
     ),
     "check_callback_factory": Answers(
         solution=ByteCountFactory,

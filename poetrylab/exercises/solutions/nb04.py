@@ -1,8 +1,8 @@
+# mypy: untyped-calls-exclude=twisted
+# (Twisted leaves Failure.trap and Failure.check unannotated)
 """Model answers for notebook 04 (Deferreds), each with wrong answers its check must catch."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
@@ -21,7 +21,7 @@ def recover_everything(failure: Failure) -> str:
     return "(no such poem)"
 
 
-def recover_with_check(failure: Failure) -> Any:
+def recover_with_check(failure: Failure) -> str | None:
     """Wrong: check() only asks; returning None recovers from every other error too."""
     if failure.check(KeyError):
         return "(no such poem)"
@@ -43,6 +43,21 @@ class PoemWaiter:
         d, self.deferred = self.deferred, None
         if d is not None:
             d.errback(reason)
+
+
+class ChecksCalled:
+    """Also right: ask the Deferred whether it has fired already."""
+
+    def __init__(self) -> None:
+        self.deferred: Deferred[str] = Deferred()
+
+    def poem_arrived(self, poem: str) -> None:
+        if not self.deferred.called:
+            self.deferred.callback(poem)
+
+    def gave_up(self, reason: Exception) -> None:
+        if not self.deferred.called:
+            self.deferred.errback(reason)
 
 
 class FiresTwice:
@@ -68,7 +83,16 @@ class GuardsOneSide(FiresTwice):
 
 SOLUTIONS = {
     "check_path": Answers(
-        solution="c c c e e c c", wrong=["c c c c c c c", "c e c e e c c", "c c"]
+        solution="c c c e e c c",
+        wrong=["c c c c c c c", "c e c e e c c", "c c", "c c c x e c c"],
+        also_right=[
+            "ccceecc",
+            "C,C,C,E,E,C,C",
+            "c -> c -> c -> e -> e -> c -> c",
+            "callback callback callback errback errback callback callback",
+            "cb cb cb eb eb cb cb",
+            ["c", "c", "c", "e", "e", "c", "c"],
+        ],
     ),
     "check_recover_missing": Answers(
         solution=recover_missing, wrong=[recover_everything, recover_with_check, "recover"]
@@ -79,7 +103,16 @@ SOLUTIONS = {
             {"parse raises": "both", "fired with errback": "both"},
             {"parse raises": "B", "fired with errback": "A"},
             {"parse raises": "maybe", "fired with errback": "both"},
+            {"parse raises": "B"},
+        ],
+        also_right=[
+            {"parse raises": "b", "fired with errback": "A and B"},
+            {"Parse raises": "B only", "fired with errback": "a, b"},
         ],
     ),
-    "check_fire_once": Answers(solution=PoemWaiter, wrong=[FiresTwice, GuardsOneSide]),
+    "check_fire_once": Answers(
+        solution=PoemWaiter,
+        wrong=[FiresTwice, GuardsOneSide, PoemWaiter()],
+        also_right=[ChecksCalled],
+    ),
 }

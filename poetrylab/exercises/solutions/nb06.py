@@ -1,23 +1,29 @@
+# mypy: untyped-calls-exclude=twisted
+# (Twisted leaves Failure.trap unannotated)
 """Model answers for notebook 06 (transformation service), with wrong answers to catch."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
+from poetrylab._typing import TimeTCPReactor
+from poetrylab.download import Address
 from poetrylab.exercises import Answers
 from poetrylab.services import transform
 
 
-def _registry_with(function: Any) -> transform.TransformRegistry:
+def _registry_with(function: Callable[[str], object]) -> transform.TransformRegistry:
     registry = transform.default_registry()
     registry.register("shout", function)
     return registry
 
 
-def transform_or_keep(reactor: Any, address: Any, name: str, poem: str) -> Deferred[str]:
+def transform_or_keep(
+    reactor: TimeTCPReactor, address: Address, name: str, poem: str
+) -> Deferred[str]:
     """The transformed poem, or the poem itself when the server refuses."""
 
     def keep(failure: Failure) -> str:
@@ -27,12 +33,14 @@ def transform_or_keep(reactor: Any, address: Any, name: str, poem: str) -> Defer
     return transform.transform_poem(reactor, address, name, poem).addErrback(keep)
 
 
-def keep_on_any_failure(reactor: Any, address: Any, name: str, poem: str) -> Deferred[str]:
+def keep_on_any_failure(
+    reactor: TimeTCPReactor, address: Address, name: str, poem: str
+) -> Deferred[str]:
     """Wrong: a server that is down is hidden too."""
     return transform.transform_poem(reactor, address, name, poem).addErrback(lambda f: poem)
 
 
-def no_errback(reactor: Any, address: Any, name: str, poem: str) -> Deferred[str]:
+def no_errback(reactor: TimeTCPReactor, address: Address, name: str, poem: str) -> Deferred[str]:
     """Wrong: a refusal fails the Deferred."""
     return transform.transform_poem(reactor, address, name, poem)
 

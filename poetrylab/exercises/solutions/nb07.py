@@ -1,20 +1,28 @@
+# mypy: untyped-calls-exclude=twisted
+# (Twisted leaves Failure.check unannotated)
 """Model answers for notebook 07 (the caching proxy), with wrong answers to catch."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
 from twisted.internet.defer import CancelledError, Deferred, maybeDeferred, succeed
-from twisted.internet.protocol import Protocol
+from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
 
 from poetrylab.exercises import Answers
+
+if TYPE_CHECKING:
+    from poetrylab._typing import TCPTransport
+
+Fetch = Callable[[str], Deferred[str]]
 
 
 class PoemCache:
     """succeed() on a hit; on a miss, fetch and store the poem (successes only)."""
 
-    def __init__(self, fetch: Any) -> None:
+    def __init__(self, fetch: Fetch) -> None:
         self.fetch = fetch
         self.poems: dict[str, str] = {}
 
@@ -27,6 +35,41 @@ class PoemCache:
             return poem
 
         return self.fetch(name).addCallback(store)
+
+
+class CachesTheDeferred(PoemCache):
+    """Wrong: a hit hands out the first caller's Deferred, whose result that caller's
+    callbacks have already used up."""
+
+    def __init__(self, fetch: Fetch) -> None:
+        super().__init__(fetch)
+        self.deferreds: dict[str, Deferred[str]] = {}
+
+    def get_poem(self, name: str) -> Deferred[str]:
+        if name not in self.deferreds:
+            self.deferreds[name] = self.fetch(name)
+        return self.deferreds[name]
+
+
+class ForgetsToFireTheHit(PoemCache):
+    """Wrong: a hit is a new Deferred that nothing ever fires."""
+
+    def get_poem(self, name: str) -> Deferred[str]:
+        if name in self.poems:
+            poem = self.poems[name]
+            return Deferred[str]().addCallback(lambda _: poem)
+        return super().get_poem(name)
+
+
+class CachesAfterTheFact(PoemCache):
+    """Also right: the hit is an already-fired Deferred, made by hand."""
+
+    def get_poem(self, name: str) -> Deferred[str]:
+        if name in self.poems:
+            hit: Deferred[str] = Deferred()
+            hit.callback(self.poems[name])
+            return hit
+        return super().get_poem(name)
 
 
 class NoCache(PoemCache):
@@ -62,8 +105,11 @@ class PlainHit(PoemCache):
 class ProxyProtocol(Protocol):
     """The notebook's starter with connectionLost written."""
 
+    transport: TCPTransport  # type: ignore[assignment]  # Twisted: ITransport | None; ours is TCP
+
     def connectionMade(self) -> None:
-        self.pending: Deferred[bytes] | None = maybeDeferred(self.factory.service.get_poem)
+        service = cast(Any, self.factory).service  # the proxy factory's poem service
+        self.pending: Deferred[bytes] | None = maybeDeferred(service.get_poem)
         self.pending.addCallbacks(self.send_poem, self.give_up)
 
     def send_poem(self, poem: bytes) -> None:
@@ -76,7 +122,7 @@ class ProxyProtocol(Protocol):
         if not failure.check(CancelledError):
             self.transport.loseConnection()
 
-    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         if self.pending is not None:
             self.pending.cancel()
 
@@ -84,19 +130,23 @@ class ProxyProtocol(Protocol):
 class NeverCancels(ProxyProtocol):
     """Wrong (the starter): the fetch goes on for nobody."""
 
-    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         pass
 
 
 class CancelsBlindly(ProxyProtocol):
     """Wrong: after the poem was sent, pending is None and this raises."""
 
-    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
-        self.pending.cancel()  # type: ignore[union-attr]
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.pending.cancel()  # type: ignore[union-attr]  # the bug: pending may be None
 
 
 SOLUTIONS = {
-    "check_poem_cache": Answers(solution=PoemCache, wrong=[NoCache, CachesFailures, PlainHit]),
+    "check_poem_cache": Answers(
+        solution=PoemCache,
+        wrong=[NoCache, CachesTheDeferred, ForgetsToFireTheHit, CachesFailures, PlainHit],
+        also_right=[CachesAfterTheFact],
+    ),
     "check_proxy_protocol": Answers(
         solution=ProxyProtocol, wrong=[NeverCancels, CancelsBlindly, Protocol]
     ),

@@ -53,6 +53,13 @@ async def fetch_both_gathered(
     return await gatherResults([fetch(first), fetch(second)])
 
 
+def fetch_both_not_async(
+    fetch: Callable[[str], Deferred[str]], first: str, second: str
+) -> Deferred[list[str]]:
+    """Wrong: right as a Deferred, but the exercise asks for an async def."""
+    return gatherResults([fetch(first), fetch(second)])
+
+
 async def fetch_one_by_one(
     fetch: Callable[[str], Deferred[str]], first: str, second: str
 ) -> list[str]:
@@ -77,13 +84,16 @@ async def fetch_both_in_arrival_order(
 SOLUTIONS = {
     "check_run_order": Answers(
         solution="M1 W1 W2 M2 W3 M3",
-        wrong=["M1 M2 W1 W2 W3 M3", "M1 W1 M2 W2 W3 M3", "M1 W1 W2 M2 M3 W3", "M1"],
+        wrong=["M1 M2 W1 W2 W3 M3", "M1 W1 M2 W2 W3 M3", "M1 W1 W2 M2 M3 W3", "M1", "M1 X1"],
+        also_right=["M1W1W2M2W3M3", "m1, w1, w2, m2, w3, m3", "M1 → W1 → W2 → M2 → W3 → M3"],
     ),
     "check_shout_poem": Answers(
         solution=shout_poem,
         wrong=[shout_poem_starter, shout_poem_catches_all, shout_poem_not_async],
     ),
     "check_fetch_both": Answers(
-        solution=fetch_both, wrong=[fetch_one_by_one, fetch_both_in_arrival_order]
+        solution=fetch_both,
+        wrong=[fetch_one_by_one, fetch_both_in_arrival_order, fetch_both_not_async],
+        also_right=[fetch_both_gathered],
     ),
 }

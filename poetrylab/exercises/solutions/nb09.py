@@ -1,12 +1,14 @@
+# mypy: untyped-calls-exclude=twisted
+# (Twisted leaves Failure.trap unannotated)
 """Model answers for notebook 09 (many Deferreds, cancellation, timeouts), with wrong ones."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from twisted.internet import defer
-from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.defer import Deferred, FirstError, gatherResults
+from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
 from poetrylab.exercises import Answers
@@ -23,21 +25,31 @@ def fetch_all(fetch: Fetch, names: list[str]) -> Deferred[dict[str, str | None]]
 
     downloads = [fetch(name).addErrback(missing) for name in names]
     gathered = gatherResults(downloads, consumeErrors=True)
-    gathered.addCallback(lambda poems: dict(zip(names, poems, strict=True)))
-    return gathered
+    return gathered.addCallback(lambda poems: dict(zip(names, poems, strict=True)))
 
 
-def fetch_all_starter(fetch: Fetch, names: list[str]) -> Deferred[Any]:
+async def fetch_all_awaiting(fetch: Fetch, names: list[str]) -> dict[str, str | None]:
+    """Also right: start them all, then await each one in an async def."""
+    downloads = [fetch(name) for name in names]  # all started before the first await
+    poems: dict[str, str | None] = {}
+    for name, download in zip(names, downloads, strict=True):
+        try:
+            poems[name] = await download
+        except KeyError:
+            poems[name] = None
+    return poems
+
+
+def fetch_all_starter(fetch: Fetch, names: list[str]) -> Deferred[list[str]]:
     """Wrong (the notebook's starter): a list, and a missing poem fails everything."""
     return gatherResults([fetch(name) for name in names])
 
 
-def fetch_all_hides_errors(fetch: Fetch, names: list[str]) -> Deferred[Any]:
+def fetch_all_hides_errors(fetch: Fetch, names: list[str]) -> Deferred[dict[str, str | None]]:
     """Wrong: every failure becomes None, the garbled download too."""
     downloads = [fetch(name).addErrback(lambda _: None) for name in names]
     gathered = gatherResults(downloads)
-    gathered.addCallback(lambda poems: dict(zip(names, poems, strict=True)))
-    return gathered
+    return gathered.addCallback(lambda poems: dict(zip(names, poems, strict=True)))
 
 
 async def fetch_all_one_by_one(fetch: Fetch, names: list[str]) -> dict[str, str | None]:
@@ -51,7 +63,7 @@ async def fetch_all_one_by_one(fetch: Fetch, names: list[str]) -> dict[str, str 
     return poems
 
 
-def fetch_with_deadline(fetch: Fetch, name: str, seconds: float, clock: Any) -> Deferred[str]:
+def fetch_with_deadline(fetch: Fetch, name: str, seconds: float, clock: Clock) -> Deferred[str]:
     """The poem, or '(too slow)' once ``seconds`` have passed (the download is cancelled)."""
 
     def too_slow(failure: Failure) -> str:
@@ -60,16 +72,17 @@ def fetch_with_deadline(fetch: Fetch, name: str, seconds: float, clock: Any) -> 
 
     d = fetch(name)
     d.addTimeout(seconds, clock)
-    d.addErrback(too_slow)
-    return d
+    return d.addErrback(too_slow)
 
 
-def deadline_starter(fetch: Fetch, name: str, seconds: float, clock: Any) -> Deferred[str]:
+def deadline_starter(fetch: Fetch, name: str, seconds: float, clock: Clock) -> Deferred[str]:
     """Wrong (the notebook's starter): no deadline at all."""
     return fetch(name)
 
 
-def deadline_builtin_timeout(fetch: Fetch, name: str, seconds: float, clock: Any) -> Any:
+def deadline_builtin_timeout(
+    fetch: Fetch, name: str, seconds: float, clock: Clock
+) -> Deferred[str]:
     """Wrong: traps Python's built-in TimeoutError, which addTimeout does not raise."""
     d = fetch(name)
     d.addTimeout(seconds, clock)
@@ -77,14 +90,14 @@ def deadline_builtin_timeout(fetch: Fetch, name: str, seconds: float, clock: Any
     return d
 
 
-def deadline_hand_cancel(fetch: Fetch, name: str, seconds: float, clock: Any) -> Any:
+def deadline_hand_cancel(fetch: Fetch, name: str, seconds: float, clock: Clock) -> Deferred[str]:
     """Wrong: cancels by hand, but a cancelled download is not turned into '(too slow)'."""
     d = fetch(name)
     clock.callLater(seconds, d.cancel)
     return d
 
 
-def deadline_recovers_all(fetch: Fetch, name: str, seconds: float, clock: Any) -> Any:
+def deadline_recovers_all(fetch: Fetch, name: str, seconds: float, clock: Clock) -> Deferred[str]:
     """Wrong: a missing poem is reported as too slow."""
     d = fetch(name)
     d.addTimeout(seconds, clock)
@@ -100,10 +113,10 @@ SOLUTIONS = {
             "gatherResults": "FirstError",
         },
         wrong=[
-            {
+            {  # the notebook's starter: in the order they fired
                 "DeferredList": [(False, "KeyError"), (True, "Hope"), (True, "Tyger")],
-                "fireOnOneCallback": ("Hope", 2),
-                "gatherResults": "FirstError",
+                "fireOnOneCallback": ("Tyger", 0),
+                "gatherResults": ["Tyger", None, "Hope"],
             },
             {
                 "DeferredList": [(True, "Tyger"), (False, KeyError), (True, "Hope")],
@@ -113,14 +126,32 @@ SOLUTIONS = {
             {
                 "DeferredList": [(True, "Tyger"), (False, "KeyError"), (True, "Hope")],
                 "fireOnOneCallback": ("Hope", 2),
-                "gatherResults": ["Tyger", None, "Hope"],
+                "gatherResults": "KeyError",
+            },
+            {
+                "DeferredList": [(True, "Tyger"), (True, "Hope")],
+                "fireOnOneCallback": (2, "Hope"),
+                "gatherResults": "FirstError",
             },
             {"DeferredList": []},
+        ],
+        also_right=[
+            {  # lists for tuples, exception classes and dotted names for their names
+                "DeferredList": [[True, "Tyger"], [False, KeyError], [True, "Hope"]],
+                "fireOnOneCallback": ["Hope", 2],
+                "gatherResults": FirstError,
+            },
+            {
+                "DeferredList": ((True, "Tyger"), (False, "Failure(KeyError)"), (True, "Hope")),
+                "fireOnOneCallback": ("Hope", 2),
+                "gatherResults": "defer.FirstError",
+            },
         ],
     ),
     "check_fetch_all": Answers(
         solution=fetch_all,
         wrong=[fetch_all_starter, fetch_all_hides_errors, fetch_all_one_by_one],
+        also_right=[fetch_all_awaiting],
     ),
     "check_deadline": Answers(
         solution=fetch_with_deadline,

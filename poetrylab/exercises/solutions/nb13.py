@@ -1,20 +1,18 @@
+# mypy: untyped-calls-exclude=twisted
+# (Twisted leaves LineReceiver.sendLine and XMLRPC's constructor unannotated)
 """Model answers for notebook 13 (XML-RPC over a multiplexed backend), with wrong answers."""
 
 from __future__ import annotations
 
 import json
 import queue
-import warnings
 from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.protocols.basic import LineReceiver
 
 from poetrylab.exercises import Answers
-
-with warnings.catch_warnings():  # its unused client subclasses the deprecated HTTPClient
-    warnings.simplefilter("ignore", DeprecationWarning)
-    from twisted.web.xmlrpc import XMLRPC
+from poetrylab.exercises.nb13 import XMLRPC
 
 
 def parse_reply(line: bytes) -> tuple[str, str, Any]:
@@ -50,8 +48,8 @@ class Multiplexer(LineReceiver):
     def request(self, verb: str, *args: Any) -> Deferred[Any]:
         self.next_tag += 1
         tag = str(self.next_tag)
-        self.pending[tag] = d = Deferred()
-        self.sendLine(f"{tag} {verb} {json.dumps(list(args))}".encode())
+        self.pending[tag] = d = Deferred[Any]()
+        self.sendLine(f"{tag} {verb} {json.dumps(list(args))}".encode())  # type: ignore[no-untyped-call]  # Twisted: unannotated
         return d
 
     def lineReceived(self, line: bytes) -> None:
@@ -83,11 +81,19 @@ class ErrorsAsResults(Multiplexer):
         self.pending.pop(tag).callback(json.loads(payload))
 
 
+class ParsesTheTagAsNumber(Multiplexer):
+    """Wrong: looks the tag up as a number, but the keys are str: KeyError in lineReceived."""
+
+    def lineReceived(self, line: bytes) -> None:
+        tag, status, payload = line.decode().split(" ", 2)
+        self.pending.pop(int(tag)).callback(json.loads(payload))  # type: ignore[call-overload]  # the bug
+
+
 class Oracle(XMLRPC):
     """ask() hands back a Deferred; whoever takes the question from the queue fires it."""
 
     def __init__(self, questions: queue.Queue[Any]) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # Twisted: unannotated
         self.questions = questions
 
     def xmlrpc_ask(self, question: str) -> Deferred[str]:
@@ -99,7 +105,7 @@ class Oracle(XMLRPC):
 class KnowItAll(Oracle):
     """Wrong: answers at once, so nobody else ever gets the question."""
 
-    def xmlrpc_ask(self, question: str) -> str:  # type: ignore[override]
+    def xmlrpc_ask(self, question: str) -> str:  # type: ignore[override]  # the bug
         return "I don't know"
 
 
@@ -108,7 +114,8 @@ SOLUTIONS = {
         solution=parse_reply, wrong=[parse_split_everywhere, parse_without_json, bytes.split]
     ),
     "check_multiplexer": Answers(
-        solution=Multiplexer, wrong=[FirstComeFirstServed, ErrorsAsResults, LineReceiver]
+        solution=Multiplexer,
+        wrong=[FirstComeFirstServed, ErrorsAsResults, ParsesTheTagAsNumber, LineReceiver],
     ),
     "check_rendezvous": Answers(solution=Oracle, wrong=[KnowItAll, XMLRPC]),
 }

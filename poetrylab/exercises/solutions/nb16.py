@@ -1,3 +1,6 @@
+# mypy: untyped-calls-exclude=twisted
+# (Twisted leaves StringTransport, Failure and trial's assertions unannotated: the
+# ignores below mark calls to those, made through self, which the exclusion misses)
 """Model solutions (and wrong answers the checks must catch) for notebook 16."""
 
 from __future__ import annotations
@@ -30,6 +33,11 @@ def connect(make_factory: Callable[..., Any]) -> tuple[Clock, StringTransport, A
     return clock, transport, protocol
 
 
+def closing(transport: StringTransport) -> bool:
+    """Whether the server has asked to close the connection."""
+    return bool(transport.disconnecting)
+
+
 def test_pacing(make_factory: Callable[..., Any]) -> None:
     """Every rule of the slow server, with time moved by hand."""
     clock, transport, _ = connect(make_factory)
@@ -38,10 +46,10 @@ def test_pacing(make_factory: Callable[..., Any]) -> None:
     assert transport.value() == POEM[:10], "nothing more before delay"
     clock.advance(0.1)
     assert transport.value() == POEM[:20], "second chunk after delay"
-    assert not transport.disconnecting, "still open before the last chunk"
+    assert not closing(transport), "still open before the last chunk"
     clock.advance(1.0)
     assert transport.value() == POEM, "last chunk after another delay"
-    assert transport.disconnecting, "closed after the last chunk"
+    assert closing(transport), "closed after the last chunk"
     assert clock.getDelayedCalls() == [], "nothing left to do"
 
     clock, transport, protocol = connect(make_factory)
@@ -78,24 +86,25 @@ class PoetryProtocolTests(unittest.SynchronousTestCase):
         self.download = Download(Address("127.0.0.1", 10000))
         self.protocol = self.protocol_class(self.download)
         self.transport = StringTransport()
-        self.protocol.makeConnection(self.transport)
+        self.protocol.makeConnection(self.transport)  # type: ignore[no-untyped-call]
 
     def test_poem_in_chunks_fires_with_whole_download(self) -> None:
         self.protocol.dataReceived(b"Hope is the thing ")
         self.protocol.dataReceived(b"with feathers")
         self.protocol.connectionLost(Failure(ConnectionDone()))
         download = self.successResultOf(self.protocol.finished)
-        self.assertEqual(download.text, "Hope is the thing with feathers")
+        self.assertEqual(download.text, "Hope is the thing with feathers")  # type: ignore[no-untyped-call]
 
     def test_lost_connection_errbacks(self) -> None:
         self.protocol.dataReceived(b"Hope is")
         self.protocol.connectionLost(Failure(ConnectionLost()))
-        self.failureResultOf(self.protocol.finished, ConnectionLost)
+        self.failureResultOf(self.protocol.finished, ConnectionLost)  # type: ignore[no-untyped-call]
 
     def test_cancel_aborts_the_connection(self) -> None:
         self.protocol.finished.cancel()
-        self.failureResultOf(self.protocol.finished, CancelledError)
-        self.assertTrue(self.transport.disconnected)  # abortConnection was called
+        self.failureResultOf(self.protocol.finished, CancelledError)  # type: ignore[no-untyped-call]
+        # abortConnection was called:
+        self.assertTrue(self.transport.disconnected)  # type: ignore[no-untyped-call]
 
 
 class OnlyHappyPath(unittest.SynchronousTestCase):
@@ -105,16 +114,16 @@ class OnlyHappyPath(unittest.SynchronousTestCase):
 
     def test_poem_fires_with_download(self) -> None:
         protocol = self.protocol_class(Download(Address("127.0.0.1", 10000)))
-        protocol.makeConnection(StringTransport())
+        protocol.makeConnection(StringTransport())  # type: ignore[no-untyped-call]
         protocol.dataReceived(b"Hope")
         protocol.connectionLost(Failure(ConnectionDone()))
-        self.assertEqual(self.successResultOf(protocol.finished).text, "Hope")
+        self.assertEqual(self.successResultOf(protocol.finished).text, "Hope")  # type: ignore[no-untyped-call]
 
 
 class TestsSomethingElse(PoetryProtocolTests):
     """Wrong: tests another class than the one it is given."""
 
-    protocol_class = object  # type: ignore[assignment]
+    protocol_class = object  # type: ignore[assignment]  # the bug: not the class under test
 
 
 class AsyncCase(unittest.TestCase):

@@ -14,7 +14,7 @@ def efficiency(run: dict[str, Any]) -> float | None:
     """Ideal over measured; a run that failed has no elapsed time and no efficiency."""
     if run["elapsed_s"] is None:
         return None
-    return run["ideal_s"] / run["elapsed_s"]
+    return float(run["ideal_s"] / run["elapsed_s"])
 
 
 def upside_down(run: dict[str, Any]) -> float | None:
@@ -24,7 +24,7 @@ def upside_down(run: dict[str, Any]) -> float | None:
 
 def forgets_failures(run: dict[str, Any]) -> float:
     """Wrong: divides by None for a failed run."""
-    return run["ideal_s"] / run["elapsed_s"]
+    return float(run["ideal_s"] / run["elapsed_s"])
 
 
 def zero_for_failures(run: dict[str, Any]) -> float:
