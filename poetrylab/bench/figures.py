@@ -41,7 +41,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from poetrylab.bench.results import BenchResults, RunRecord, TimelineEntry, good_runs
-from poetrylab.pictures import Picture
+from poetrylab.pictures import Picture, describe
 
 __all__ = [
     "CLIENT_STYLES",
@@ -75,6 +75,7 @@ CLIENT_STYLES: dict[str, dict[str, str]] = {
     "reactor": {"color": "#332288", "marker": "X"},
     "inline": {"color": "#332288", "marker": "h"},
     "coroutine": {"color": "#882255", "marker": "*"},
+    "asynchronous": {"color": "#009988", "marker": "D"},  # notebook 01's select loop
 }
 _SPARE_STYLES = [{"color": c, "marker": "o"} for c in ("#774411", "#225555", "#553377")]
 TASK_STYLES: tuple[tuple[str, str], ...] = (
@@ -337,7 +338,9 @@ def _log_n_axis(ax: Axes, counts: Iterable[int]) -> None:
     ns = sorted(set(counts))
     ax.set_xscale("log")
     shown = [n for n in ns if len(ns) < 9 or str(n)[0] in "125"]
-    ax.set_xticks(shown, [f"{n:,}" for n in shown])
+    # 1k, 2k... above 999: "5,000" and "10,000" side by side would run into each other
+    ax.set_xticks(shown, [f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else f"{n:,}"
+                          for n in shown])  # fmt: skip
     ax.xaxis.set_minor_formatter(NullFormatter())
     if ns:
         ax.set_xlim(ns[0] / 1.4, ns[-1] * 1.4)
@@ -514,9 +517,9 @@ def plot_per_connection(results: BenchResults) -> Picture:
         left, right = fig.subplots(1, 2)
         ideal = _ideal_points(results)
         ns = [n for n, _, _ in ideal]
-        left.plot(ns, [s / n for n, s, _ in ideal], "--", color=IDEAL_COLOUR, lw=2.5,
+        left.plot(ns, [1000 * s / n for n, s, _ in ideal], "--", color=IDEAL_COLOUR, lw=2.5,
                   label="ideal, one at a time: one server-time", zorder=2)
-        left.plot(ns, [c / n for n, _, c in ideal], ":", color=IDEAL_COLOUR, lw=3,
+        left.plot(ns, [1000 * c / n for n, _, c in ideal], ":", color=IDEAL_COLOUR, lw=3,
                   label="ideal, all at once: server-time / N", zorder=2)
         _plot_series(left, _groups(results, "time_per_connection"), scale=1000)
         _log_n_axis(left, ns)
@@ -566,7 +569,7 @@ def plot_phases(results: BenchResults, n_servers: int | None = None) -> Picture:
         raise ValueError(f"no run at N={n_servers} recorded its phases")
     clients = [c for c in results["parameters"]["clients"] if any(r["client"] == c for r in runs)]
     with _style():
-        fig = Figure(figsize=(20, 1.6 + 1.1 * len(clients)), layout="constrained")
+        fig = Figure(figsize=(20, 2.2 + 1.1 * len(clients)), layout="constrained")
         time_ax, cpu_ax = fig.subplots(1, 2, sharey=True)
         for y, client in enumerate(reversed(clients)):
             mine = [r for r in runs if r["client"] == client]
@@ -595,10 +598,13 @@ def plot_phases(results: BenchResults, n_servers: int | None = None) -> Picture:
         cpu_ax.set_xlabel("client CPU seconds")
         time_ax.set_xlim(0, time_ax.get_xlim()[1] * 1.15)
         cpu_ax.set_xlim(0, cpu_ax.get_xlim()[1] * 1.15)
-        time_ax.legend(loc="lower right", framealpha=0.95, fontsize=13)
+        fig.legend(*time_ax.get_legend_handles_labels(), loc="outside lower center", ncol=4,
+                   fontsize=14, frameon=False)  # fmt: skip
         time_ax.set_title(f"Where the time went at N={n_servers:,}", loc="left")
         cpu_ax.set_title(f"Where the CPU went at N={n_servers:,}", loc="left")
-    return _picture(fig)
+    legend = ", ".join(label for _, label, _, _ in _PHASES)
+    text = f"{describe(fig)}\nbars, one per client: {legend}; dotted line: one server's time"
+    return Picture(fig, text, dpi=80)
 
 
 def plot_overview(results: BenchResults) -> Picture:
