@@ -9,6 +9,7 @@ import io
 import json
 import math
 import random
+import statistics
 from pathlib import Path
 from typing import Any, cast
 
@@ -602,13 +603,35 @@ def test_throughput_draws_the_ideal_lines_from_the_server_time() -> None:
                                                            strict=True))
 
 
-def test_figures_change_when_the_measurements_change() -> None:
-    quick, slow = fake_results(overhead=0.01), fake_results(overhead=0.3)
-    for plot in (figures.plot_elapsed, figures.plot_efficiency, figures.plot_throughput):
-        assert plot(quick).png(dpi=30) != plot(slow).png(dpi=30)
-    a = figures.timeline_runs(quick)
-    b = [cast(RunRecord, dict(r, timeline=r["timeline"][:2])) for r in a]
-    assert figures.plot_timelines(a).png(dpi=30) != figures.plot_timelines(b).png(dpi=30)
+def test_each_client_line_is_the_median_of_its_repeats_at_every_n() -> None:
+    """What is drawn is the data: for time, throughput, efficiency and CPU, each client's
+    line goes through the median of its good runs at each N, and nothing else."""
+    results = fake_results(fail=("threaded", 16), repeats=3)
+    plots = {"elapsed_s": figures.plot_elapsed, "poems_per_s": figures.plot_throughput,
+             "efficiency": figures.plot_efficiency, "cpu_s": figures.plot_cpu}  # fmt: skip
+    for key, plot in plots.items():
+        lines = {line.get_label(): line for line in plot(results).figure.axes[0].get_lines()}
+        for client in CLIENTS:
+            line = lines[client]
+            ns = sorted({r["n_servers"] for r in results["runs"] if r["client"] == client})
+            want = [statistics.median(r[key] for r in results["runs"]  # type: ignore[literal-required]
+                                      if r["client"] == client and r["n_servers"] == n
+                                      and r["elapsed_s"] is not None and not r["errors"])
+                    for n in ns]  # fmt: skip
+            assert list(line.get_xdata()) == ns, (key, client)
+            assert list(line.get_ydata()) == pytest.approx(want), (key, client)
+
+
+def test_the_timelines_draw_every_chunk_where_it_arrived() -> None:
+    runs = figures.timeline_runs(fake_results())
+    ax = figures.plot_timelines(runs).figure.axes[0]
+    drawn = sorted(round(float(x), 6) for c in ax.collections for x in
+                   [segment[0][0] for segment in c.get_segments()])  # fmt: skip
+    arrived = sorted(round(chunk[0], 6) for run in runs for task in run["timeline"]
+                     for chunk in task.get("chunks", []))  # fmt: skip
+    assert len(drawn) == len(arrived)
+    gap = 0.0045 * max(t["finished"] or 0 for r in runs for t in r["timeline"])
+    assert all(abs(d - a) <= 3 * gap for d, a in zip(drawn, arrived, strict=True))
 
 
 def _contrast_on_white(colour: str) -> float:

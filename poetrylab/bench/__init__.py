@@ -13,8 +13,9 @@ three-model picture. Layout, bottom up:
     figures      timelines; time, throughput, efficiency, CPU, per connection, phases
     cli          `poetrylab bench` (progress with tqdm)
 
-Nothing here imports the global reactor: the server and client processes each run
-their own.
+Nothing here imports the global reactor when imported: only the entry points of the
+server and client processes (``server_host.main`` and, through
+:func:`poetrylab.clients.fetch`, ``client_run``) run it, each in its own process.
 """
 
 from poetrylab.bench.harness import (
