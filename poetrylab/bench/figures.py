@@ -17,8 +17,8 @@
 * :func:`plot_overview` puts the main ones on one page; :func:`save_all_figures` writes
   them all as PNG.
 
-Each function returns a :class:`~poetrylab.pictures.Picture` (a sharp PNG plus a
-text/plain description made from the titles, labels and legends); its ``.figure`` is
+Each ``plot_*`` function returns a :class:`~poetrylab.pictures.Picture` (a sharp PNG plus
+a text/plain description made from the titles, labels and legends); its ``.figure`` is
 the matplotlib Figure, built without pyplot, so drawing is safe in any thread (draw
 and display in one thread at a time). Pass ``ax`` to draw into axes of your own. Every
 client keeps one colour and one marker in every figure (:data:`CLIENT_STYLES`); colours

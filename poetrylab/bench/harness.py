@@ -512,8 +512,8 @@ def run_bench(
 
     ``progress(done, total, run, record)`` is called before each run (``record`` None) and
     after it. The machine's load is recorded before and after, with a verdict (``busy``)
-    when it was too busy to measure fairly; it never refuses to run (the CLI and
-    ``make bench`` decide that). Raises ValueError for a bad config and
+    when it was too busy to measure fairly; it never refuses to run (``poetrylab bench``
+    warns, ``make bench`` refuses unless forced). Raises ValueError for a bad config and
     :class:`BenchError` when a server process cannot start. A failed client run is
     recorded, not raised. On KeyboardInterrupt the partial results are returned with
     ``"interrupted": true``.

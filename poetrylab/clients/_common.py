@@ -1,8 +1,9 @@
 """What every client model shares: the address forms they accept, one record per server,
 and the endpoint the endpoint-based clients (and the services that connect onwards) use.
 
-Notebook 03 introduces endpoints; the Deferred client of notebooks 04-05 uses
-:func:`client_endpoint`.
+The Deferred client of notebooks 04-05 (and through it the ``inline`` and ``coroutine``
+clients of notebook 08) connects through :func:`client_endpoint`; notebook 17 measures
+why it looks up host names only.
 """
 
 from __future__ import annotations
