@@ -19,9 +19,11 @@ from twisted.internet.interfaces import IConnector, IDelayedCall, IListeningPort
 from twisted.internet.protocol import ClientFactory, Factory
 
 __all__ = [
+    "ReactorCore",
     "ReactorTCP",
     "ReactorThreads",
     "ReactorTime",
+    "RuntimeReactor",
     "TimeTCPReactor",
 ]
 
@@ -64,3 +66,27 @@ class ReactorThreads(Protocol):
 
 class TimeTCPReactor(ReactorTime, ReactorTCP, Protocol):
     """A reactor with timers and TCP: what a poetry server or client needs."""
+
+
+class ReactorCore(Protocol):
+    """What ``IReactorCore`` offers and the notebook runtime uses: run, stop, triggers."""
+
+    @property
+    def running(self) -> bool: ...
+
+    def run(self, installSignalHandlers: bool = ...) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def callWhenRunning(
+        self, callable: Callable[..., Any], /, *args: Any, **kwargs: Any
+    ) -> Any: ...
+
+    def addSystemEventTrigger(
+        self, phase: str, eventType: str, callable: Callable[..., Any], /, *args: Any,
+        **kwargs: Any,
+    ) -> Any: ...
+
+
+class RuntimeReactor(ReactorCore, ReactorThreads, ReactorTime, ReactorTCP, Protocol):
+    """The reactor the notebook runtime runs in its thread: core, threads, time and TCP."""
