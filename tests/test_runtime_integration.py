@@ -1,16 +1,21 @@
-"""The runtime with the real reactor: crochet's thread, loopback sockets, fresh processes.
+"""The runtime with the real reactor: its own thread, loopback sockets, fresh processes.
 
-The hazards of crochet 2.1.1 are tested in child processes, so that each starts from
-nothing: ``-W error``, Twisted's logging and ``warnings``, a Deferred that nobody handled.
+What must hold from a process's very start is tested in child processes, so that each
+starts from nothing: ``-W error``, Twisted's logging and ``warnings``, a Deferred that
+nobody handled, what the first cell imports, an idle runtime's threads and timers, and
+what happens when the interpreter exits.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import textwrap
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -31,12 +36,76 @@ def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-def test_start_reports_the_reactor_running_in_crochets_thread(reactor: Any) -> None:
+@contextmanager
+def socket_bound_to(port: int) -> Iterator[socket.socket]:
+    """Bind ``port`` on loopback: raises "address in use" while someone still listens."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", port))
+        yield probe
+
+
+def test_start_reports_the_reactor_running_in_its_own_daemon_thread(reactor: Any) -> None:
     info = runtime.start()
     assert info is runtime.start()
     assert info.reactor is reactor and reactor.running
-    assert info.thread_name == "CrochetReactor"
+    assert info.thread_name == "ReactorThread"
     assert info.reactor_name == type(reactor).__name__
+    [thread] = [t for t in threading.enumerate() if t.name == "ReactorThread"]
+    assert thread.daemon
+
+
+def test_an_idle_runtime_has_one_thread_and_no_timer_that_would_wake_it() -> None:
+    result = run_python(
+        """
+        import threading
+        before = {t.name for t in threading.enumerate()}
+        from poetrylab import runtime
+        reactor = runtime.start().reactor
+        server = runtime.serve("slow", "furuike")
+        runtime.call(lambda: None)
+        server.stop()
+        print(sorted({t.name for t in threading.enumerate()} - before))
+        print(runtime.call(reactor.getDelayedCalls))
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[:2] == ["['ReactorThread']", "[]"], (
+        "an idle runtime must add only the reactor thread, with no timer pending: "
+        "anything else wakes the kernel while nobody uses it\n" + result.stdout
+    )
+
+
+def test_the_first_cell_imports_neither_plots_nor_the_tracer_nor_widgets() -> None:
+    result = run_python(
+        """
+        import sys
+        from poetrylab import runtime
+        reactor = runtime.start().reactor
+        heavy = ("matplotlib", "ipywidgets", "numpy", "PIL", "crochet", "poetrylab.tracing")
+        print(sorted(m for m in sys.modules if m.startswith(heavy)))
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_leaving_the_interpreter_stops_the_reactor_and_its_servers_at_once() -> None:
+    result = run_python(
+        """
+        import time
+        from poetrylab import runtime
+        reactor = runtime.start().reactor
+        server = runtime.serve("slow", "furuike")
+        runtime.call(reactor.addSystemEventTrigger, "after", "shutdown", print, "stopped")
+        print(server.port)
+        time.sleep(0.1)
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    port, said = result.stdout.split()
+    assert said == "stopped", "the reactor's shutdown triggers did not run at exit"
+    with socket_bound_to(int(port)):
+        pass  # the port is free again
 
 
 def test_waits_work_under_w_error_and_warnings_stay_pythons() -> None:
@@ -52,8 +121,6 @@ def test_waits_work_under_w_error_and_warnings_stay_pythons() -> None:
             assert runtime.call(lambda: 1) == 1
         assert runtime.call(task.deferLater, reactor, 0.01, lambda: "later") == "later"
         assert asyncio.run(runtime.resolve(task.deferLater, reactor, 0.01, lambda: 2)) == 2
-        import crochet  # someone else's raw crochet call: isSet() must not kill the reactor
-        assert crochet.wait_for(5)(lambda: 3)() == 3
         assert runtime.call(lambda: 4) == 4
         try:
             warnings.warn("still an error", UserWarning)

@@ -1,18 +1,23 @@
 """The runtime in real IPython kernels, driven through nbclient as nbval and JupyterLab
-drive them: re-run cells, interrupt waits, top-level ``await``, ``-W error``, shutdown.
+drive them: re-run cells, interrupt waits, top-level ``await``, ``-W error``, shutdown,
+and the blocked reactor (the mistake notebook 02 teaches): what the learner is told, and
+that no listener is left behind.
 
-Three kernels in all: one shared by most tests, one started with ``-W error`` semantics,
-one shut down to see its ports freed.
+Four kernels in all: one shared by most tests, one started with ``-W error`` semantics,
+one whose reactor the tests block, one shut down to see its ports freed.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import re
 import signal
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -48,6 +53,25 @@ class Kernel:
     def text(self, source: str) -> str:
         """Run a cell; return everything it showed, errors included, as one string."""
         return render(self.run(source))
+
+
+def load_bench() -> Any:
+    """scripts/bench_runtime.py, for its count of a process's listening sockets."""
+    path = Path(__file__).parent.parent / "scripts" / "bench_runtime.py"
+    spec = importlib.util.spec_from_file_location("bench_runtime", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def error_of(outputs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The one error output, its traceback as plain text (ANSI colours removed)."""
+    [error] = [out for out in outputs if out["output_type"] == "error"]
+    return dict(error, text=ANSI.sub("", "\n".join(error["traceback"])))
 
 
 def render(outputs: list[dict[str, Any]]) -> str:
@@ -169,14 +193,12 @@ def test_a_wait_under_w_error_still_works() -> None:
         shown = session.text(
             "import sys, warnings\n"
             "print(sys.warnoptions)\n" + START + "\n"
-            "import crochet\n"
-            "print(crochet.wait_for(5)(lambda: 'raw crochet')())\n"
-            "warnings.simplefilter('error')  # now ahead of every filter the runtime added\n"
+            "warnings.simplefilter('error')  # ahead of any filter anyone added\n"
             "from twisted.internet import task\n"
             "print(runtime.call(task.deferLater, reactor, 0.05, lambda: 'still works'))\n"
             "print(runtime.call(lambda: 'and again'))"
         )
-        assert shown == "['error']\nraw crochet\nstill works\nand again\n"
+        assert shown == "['error']\nstill works\nand again\n"
         assert session.text(
             "await runtime.resolve(task.deferLater, reactor, 0.05, lambda: 'awaited')"
         ) == "'awaited'\n"
@@ -197,3 +219,134 @@ def test_kernel_shutdown_completes_within_two_seconds_and_frees_ports() -> None:
     for port in ports:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", port))  # raises "address in use" if still held
+
+
+def test_the_reactor_thread_is_the_one_thread_the_runtime_adds_and_it_has_no_timers(
+    kernel: Kernel,
+) -> None:
+    shown = kernel.text(
+        "import threading\n"
+        "print(sorted(t.name for t in threading.enumerate() if 'eactor' in t.name"
+        " or 'atchdog' in t.name))\n"
+        "print(runtime.call(reactor.getDelayedCalls))"
+    )
+    assert shown == "['ReactorThread']\n[]\n"
+
+
+def test_work_handed_over_sees_the_cells_context_variables(kernel: Kernel) -> None:
+    assert kernel.text(
+        "import contextvars\n"
+        "tracer = contextvars.ContextVar('tracer')\n"
+        "tracer.set('active in this cell')\n"
+        "print(runtime.call(tracer.get))\n"
+        "async def coroutine():\n"
+        "    return tracer.get()\n"
+        "print(runtime.wait(coroutine()))"
+    ) == "active in this cell\nactive in this cell\n"
+
+
+def test_a_coroutine_started_by_an_earlier_cell_prints_into_the_running_cell(
+    kernel: Kernel,
+) -> None:
+    assert kernel.text(
+        "from twisted.internet import task\n"
+        "from twisted.internet.defer import Deferred\n"
+        "async def later():\n"
+        "    await task.deferLater(reactor, 0.3, lambda: None)\n"
+        "    print('printed by a coroutine of an earlier cell')\n"
+        "runtime.call(lambda: Deferred.fromCoroutine(later()) and None)"
+    ) == ""
+    shown = kernel.text("import time\ntime.sleep(1.0)")
+    assert shown == "printed by a coroutine of an earlier cell\n"
+
+
+@pytest.fixture(scope="module")
+def blockable() -> Iterator[Kernel]:
+    """A kernel of its own for the tests that block its reactor thread."""
+    for session in kernel_session():
+        session.run(START)
+        yield session
+
+
+def cell_number(kernel: Kernel) -> int:
+    """The ``In[n]`` number of the cell run last."""
+    return int(kernel.nb.cells[-1].execution_count)
+
+
+def test_the_blocked_reactor_sequence_leaves_no_listener_and_tells_what_blocks(
+    blockable: Kernel,
+) -> None:
+    pid = blockable.client.km.provisioner.pid
+    bench = load_bench()
+    kernels_own = bench.listening_sockets(pid)  # the kernel's ZMQ channels
+
+    def listening(pid: int) -> int:
+        return int(bench.listening_sockets(pid)) - kernels_own
+
+    serve_cell = blockable.add("server = runtime.serve('slow', 'raven')\nprint(server.port)")
+    first_port = int(render(blockable.rerun(serve_cell)))
+    assert listening(pid) == 1
+
+    timed_out = error_of(blockable.run("import time\nruntime.call(time.sleep, 3, timeout=1)"))
+    n = cell_number(blockable)
+    assert timed_out["ename"] == "WaitTimeoutError"
+    assert timed_out["evalue"].startswith(
+        f"gave up waiting for time.sleep() after 1 s; the reactor thread is still running it "
+        f"(time.sleep(3), from In[{n}], line 2)"
+    )
+    assert "poetrylab" not in timed_out["text"], "the traceback shows the runtime's frames"
+    assert f"In[{n}], line 2" in timed_out["text"]
+    assert len(timed_out["text"].splitlines()) <= 8
+
+    pending = error_of(blockable.run("runtime.stop_all(timeout=0.5)"))
+    assert pending["ename"] == "StopPendingError"
+    assert f"busy (running time.sleep(3), from In[{n}], line 2)" in pending["evalue"]
+    assert "slow server 'slow'" in pending["evalue"]
+    assert blockable.text("print([s.state for s in runtime.servers()])") == "['stopping']\n"
+    with socket.create_connection(("127.0.0.1", first_port), timeout=2):
+        pass  # not forgotten: still listening, as the message says
+
+    rerun = render(blockable.rerun(serve_cell)).splitlines()  # waits for the old one to stop
+    assert rerun[0].startswith("⚠ The reactor thread has not answered for over 1 s: it is busy")
+    second_port = int(rerun[-1])
+    assert second_port != first_port and listening(pid) == 1, "two listeners side by side"
+    assert blockable.text("print(runtime.stop_all())") == "['slow']\n"
+    assert listening(pid) == 0
+
+
+def test_the_watchdog_names_the_call_and_the_cell_line_blocking_the_reactor(
+    blockable: Kernel,
+) -> None:
+    shown = blockable.text("import time\nruntime.call(time.sleep, 2.5)\nprint('done')")
+    n = cell_number(blockable)
+    assert shown == (
+        "⚠ The reactor thread has not answered for over 1 s: it is busy running "
+        f"time.sleep(2.5), from In[{n}], line 2. Until that returns nothing else runs in the "
+        "reactor (no server answers, no timer fires, no download moves). A function run in "
+        "the reactor thread must return quickly: give blocking work to a thread "
+        "(deferToThread).\ndone\n"
+    )
+
+
+def test_an_interrupt_on_a_blocked_reactor_claims_no_cancellation_and_hides_internals(
+    blockable: Kernel,
+) -> None:
+    timer = interrupt_later(blockable, 1.0)
+    outputs = blockable.run(
+        "from twisted.internet.defer import Deferred\n"
+        "import time\n"
+        "reactor.callLater(0, time.sleep, 3)\n"
+        "runtime.wait(Deferred(), timeout=30, what='a poem that never comes')"
+    )
+    timer.cancel()
+    interrupted = error_of(outputs)
+    assert interrupted["ename"] == "KeyboardInterrupt"
+    assert interrupted["evalue"] == (
+        "interrupted while waiting for a poem that never comes; the reactor thread is busy "
+        "running time.sleep(3) (a reactor.callLater timer), so a poem that never comes will "
+        "be cancelled as soon as it is free"
+    )
+    assert "poetrylab" not in interrupted["text"]
+    after = blockable.text("print(runtime.call(lambda: 'free again', timeout=10))")
+    assert after.endswith("free again\n")  # told first that a timer still blocks it, or not
+    assert after == "free again\n" or "time.sleep(3) (a reactor.callLater timer)" in after

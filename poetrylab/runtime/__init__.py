@@ -1,8 +1,9 @@
 """The notebook runtime: Twisted's reactor in a background thread, safe to use from cells.
 
-Notebooks 00 and 02 introduce it, and every notebook after them starts with it. A cell
-never calls ``reactor.run()``: :func:`start` runs the reactor in a background thread
-(crochet is the engine), and the functions below hand work to that thread and wait::
+Notebooks 00 and 02 introduce it, every notebook after them starts with it, and notebook
+11 shows what happens when the reactor thread is blocked. A cell never calls
+``reactor.run()``: :func:`start` runs the reactor in a background thread of its own, and
+the functions below hand work to that thread and wait::
 
     from poetrylab import runtime
     reactor = runtime.start().reactor            # idempotent: re-run it freely
@@ -12,17 +13,39 @@ never calls ``reactor.run()``: :func:`start` runs the reactor in a background th
     value = await runtime.resolve(deferred_or_coroutine_or_fn)   # top-level await
     runtime.stop_all()                            # stop every server, cancel every wait
 
-Every wait has a timeout (:data:`DEFAULT_TIMEOUT` seconds unless told) and cancels the
-Deferred when it gives up, on a timeout, on Ctrl-C (the kernel's interrupt) or when the
-awaiting asyncio task is cancelled. What the reactor thread prints shows up in the cell
-running now (never under a completion or inspection request, where the notebook would
-drop it); errors nobody handled are reported there, naming the cell that raised them.
-When the kernel shuts down, every server is stopped and its port freed.
+Your function runs in the reactor thread with your cell's context variables: each call
+copies the calling thread's ``contextvars`` context at the moment of the call and runs
+the function (or turns the coroutine you pass into a Deferred) inside that copy, so a
+tracer active in the cell sees the work the cell handed over.
+
+Every wait has a timeout (:data:`DEFAULT_TIMEOUT`: 10 s, multiplied by the environment
+variable ``POETRYLAB_TIMEOUT_SCALE`` when set, e.g. 3 on a busy classroom hub) and asks
+the reactor to cancel the Deferred when it gives up, on a timeout, on Ctrl-C (the
+kernel's interrupt) or when the awaiting asyncio task is cancelled; the message says
+whether the cancellation has happened or, when the reactor thread is busy, that it will
+happen as soon as the thread is free. While a wait lasts, the waiting thread checks that
+the reactor thread still answers, and when it has not for over a second it says in the
+cell what is blocking it (``time.sleep(13), from In[8], line 2``). Nothing runs for that
+while nobody waits: an idle kernel costs no CPU.
+
+The runtime never forgets a server it has not stopped: a stop the busy reactor thread
+cannot carry out yet raises :class:`StopPendingError`, keeps the server listed, and
+completes as soon as the thread is free; a re-run cell never starts a listener beside
+one that has not stopped. What the reactor thread prints shows up in the cell running
+now (never under a completion or inspection request, where the notebook would drop it);
+errors nobody handled are reported there, naming the cell that raised them. When the
+kernel shuts down, every server is stopped and its port freed.
+
+Why a thread of our own, not crochet (which the course used before): crochet's shutdown
+watchdog and process reaper wake ten times a second each for the life of the kernel, and
+it offers no public switch for them; owning the thread takes thirty lines
+(``reactor.run(installSignalHandlers=False)``, an ``atexit`` stop) and one dependency less.
 
 Layout (one private module per concern; this module wires them together):
 
-    _engine    crochet and the global reactor (the only place that knows them)
-    _waits     blocking waits and the asyncio bridge
+    _engine    the global reactor and the thread it runs in (nothing else imports it)
+    _waits     blocking waits and the asyncio bridge; default timeouts
+    _watchdog  is the reactor thread answering? what blocks it?
     _servers   server handles, the registry, the kinds one can serve
     _cells     ipykernel: which cell is running; the reactor's output follows it
     _reports   Twisted's log shown as short reports in the right cell
@@ -36,13 +59,27 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
+from twisted.internet.defer import Deferred
+
+from poetrylab._typing import RuntimeReactor
 from poetrylab.runtime._cells import KernelCells, NoCells
-from poetrylab.runtime._engine import CrochetEngine, EngineError, Started
+from poetrylab.runtime._engine import EngineError, ReactorThread, Started
 from poetrylab.runtime._reports import CellReports, begin_logging
-from poetrylab.runtime._servers import ServerHandle, ServerRegistry, Starter
-from poetrylab.runtime._waits import DEFAULT_TIMEOUT, Waits, WaitTimeoutError
+from poetrylab.runtime._servers import (
+    STOP_TIMEOUT,
+    ServerHandle,
+    ServerRegistry,
+    Starter,
+    StopPendingError,
+)
+from poetrylab.runtime._waits import (
+    DEFAULT_TIMEOUT,
+    TIMEOUT_SCALE_VARIABLE,
+    Waits,
+    WaitTimeoutError,
+)
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -51,6 +88,8 @@ __all__ = [
     "Runtime",
     "RuntimeInfo",
     "ServerHandle",
+    "StopPendingError",
+    "TIMEOUT_SCALE_VARIABLE",
     "WaitTimeoutError",
     "call",
     "listen",
@@ -64,6 +103,18 @@ __all__ = [
 ]
 
 
+class Engine(Protocol):
+    """What starts the reactor: :class:`~poetrylab.runtime._engine.ReactorThread`, or a fake."""
+
+    def start(self) -> Started: ...
+
+
+class _Printer(Protocol):
+    """IPython's pretty printer, as far as ``_repr_pretty_`` uses it."""
+
+    def text(self, text: str) -> None: ...
+
+
 class NotStartedError(RuntimeError):
     """A runtime function was used before :func:`start`."""
 
@@ -72,7 +123,7 @@ class NotStartedError(RuntimeError):
 class RuntimeInfo:
     """What :func:`start` reports: the reactor in use and the thread it runs in."""
 
-    reactor: Any = field(repr=False)
+    reactor: RuntimeReactor = field(repr=False)
     reactor_name: str
     thread_name: str
 
@@ -82,7 +133,7 @@ class RuntimeInfo:
             f"{self.thread_name!r}: cells hand it work, and never call reactor.run()."
         )
 
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+    def _repr_pretty_(self, printer: _Printer, cycle: bool) -> None:
         printer.text(str(self))
 
 
@@ -97,11 +148,11 @@ class Runtime:
 
     def __init__(
         self,
-        engine: Any = None,
+        engine: Engine | None = None,
         cells: NoCells | None = None,
-        observe_log: Callable[[Any], None] = begin_logging,
+        observe_log: Callable[[CellReports], None] = begin_logging,
     ) -> None:
-        self._engine = engine if engine is not None else CrochetEngine()
+        self._engine: Engine = engine if engine is not None else ReactorThread()
         self._cells = cells if cells is not None else KernelCells()
         self._observe_log = observe_log
         self._lock = threading.Lock()
@@ -116,9 +167,10 @@ class Runtime:
         """Start the reactor in its background thread (once) and say which reactor it is.
 
         Idempotent and cheap: every notebook's first cell calls it, and re-running that
-        cell changes nothing. Returns a :class:`RuntimeInfo` (``.reactor`` is the reactor
-        to pass to servers and clients). Raises :class:`EngineError` when the reactor
-        has stopped for good (after a shutdown): restart the kernel.
+        cell changes nothing (it does not even wait for the reactor thread, so it works
+        while that thread is blocked). Returns a :class:`RuntimeInfo` (``.reactor`` is
+        the reactor to pass to servers and clients). Raises :class:`EngineError` when
+        the reactor has stopped for good (after a shutdown): restart the kernel.
         """
         with self._lock:
             info = self._info
@@ -127,18 +179,15 @@ class Runtime:
             started: Started = self._engine.start()
             reactor = started.reactor
             if self._waits is None:
-                self._waits = Waits(reactor, started.thread_ident, self._cells.used)
-                self._servers = ServerRegistry(
-                    reactor, self._waits.call, self._waits.in_reactor_thread, self._cells,
-                    self._kinds,
-                )  # fmt: skip
+                self._waits = Waits(reactor, started.thread_ident, self._cells)
+                self._servers = ServerRegistry(reactor, self._waits, self._cells, self._kinds)
                 self._observe_log(CellReports(self._cells))
                 self._cells.install(reactor, self._servers.stop_cells)
                 reactor.addSystemEventTrigger("before", "shutdown", self._shutting_down)
             self._info = RuntimeInfo(reactor, type(reactor).__name__, started.thread_name)
             return self._info
 
-    def _shutting_down(self) -> Any:
+    def _shutting_down(self) -> Deferred[Any]:
         assert self._waits is not None and self._servers is not None
         self._waits.fail_pending("the reactor is shutting down")
         return self._servers.stop_all_in_reactor()
@@ -166,20 +215,22 @@ class Runtime:
     ) -> Any:
         """Run ``fn(*args, **kwargs)`` in the reactor thread; wait for and return its result.
 
-        If ``fn`` returns a Deferred (or is ``async def``), its result is waited for.
-        Raises what ``fn`` raised (or the Failure's exception); :class:`WaitTimeoutError`
-        after ``timeout`` seconds (None: wait for ever) and ``KeyboardInterrupt`` when
-        the kernel is interrupted, in both cases after cancelling the Deferred; the
-        message names ``what`` (default: the function's name). Thread-safe, from any
-        thread but the reactor's: there it raises RuntimeError, as waiting would
-        deadlock (return the Deferred instead). Pass the function's own
-        ``timeout``/``what`` arguments positionally.
+        ``fn`` runs with your cell's context variables (a copy taken now). If it returns a
+        Deferred (or is ``async def``), its result is waited for. Raises what ``fn``
+        raised (or the Failure's exception); :class:`WaitTimeoutError` after ``timeout``
+        seconds (None: wait for ever) and ``KeyboardInterrupt`` when the kernel is
+        interrupted, in both cases after asking the reactor to cancel the Deferred (the
+        message names ``what``, default the function's name, and says whether the
+        cancellation happened). Thread-safe, from any thread but the reactor's: there
+        it raises RuntimeError, as waiting would deadlock (return the Deferred
+        instead). Pass the function's own ``timeout``/``what`` arguments positionally.
         """
+        __tracebackhide__ = True
         return self._need_waits().call(fn, *args, timeout=timeout, what=what, **kwargs)
 
     def wait(
         self,
-        waitable: Any,
+        waitable: Deferred[Any] | Coroutine[Any, Any, Any],
         *,
         timeout: float | None = DEFAULT_TIMEOUT,
         what: str | None = None,
@@ -188,8 +239,11 @@ class Runtime:
 
         Outcomes as :func:`call`. The Deferred's result is consumed (it holds None
         afterwards), as ``await`` in Twisted does. Raises TypeError for anything that
-        is neither a Deferred nor a coroutine. Thread-safe, except in the reactor thread.
+        is neither a Deferred nor a coroutine. A coroutine is turned into a Deferred in
+        the reactor thread, with your cell's context variables. Thread-safe, except in
+        the reactor thread.
         """
+        __tracebackhide__ = True
         return self._need_waits().wait(waitable, timeout=timeout, what=what)
 
     def resolve(
@@ -203,13 +257,15 @@ class Runtime:
         """``await runtime.resolve(x)``: the asyncio way to wait for the reactor.
 
         ``x`` is a Deferred, a coroutine (run in the reactor thread), or a function
-        called there with ``*args``/``**kwargs``. Awaiting it returns the value or raises
+        called there with ``*args``/``**kwargs``, with the awaiting task's context
+        variables. Awaiting it returns the value or raises
         the Failure's exception, without blocking the awaiting event loop (the kernel's,
         for top-level ``await``). Raises :class:`WaitTimeoutError` after ``timeout`` seconds;
         cancelling the awaiting task (``asyncio.wait_for``, ``task.cancel()``) cancels
         the Deferred. The loop is woken with ``call_soon_threadsafe``, so any event
         loop in any thread but the reactor's may await it.
         """
+        __tracebackhide__ = True
         return self._need_waits().resolve(awaited, *args, timeout=timeout, what=what, **kwargs)
 
     # -- servers -------------------------------------------------------------------------
@@ -230,11 +286,14 @@ class Runtime:
         ``serve("slow", "ecstasy", delay=0.05, num_bytes=20)``; a kind that takes a poem
         serves ``raven`` when none is given. The server is kept under ``name`` or, by
         default, under the cell that started it, so running the cell again replaces it
-        (the port is freed first, so a fixed ``port`` can be reused). Raises ValueError
-        for an unknown kind or a bad option value, TypeError for an unknown option, and
+        (the port is freed first, so a fixed ``port`` can be reused; when the old server
+        cannot be stopped in time because the reactor thread is busy, this raises
+        :class:`StopPendingError` and starts nothing). Raises ValueError for an unknown
+        kind or a bad option value, TypeError for an unknown option, and
         ``CannotListenError`` when the port is taken by someone else. Thread-safe, from
         any thread but the reactor's (it waits for the server to listen).
         """
+        __tracebackhide__ = True
         return self._need_servers().serve(
             kind, *args, name=name, port=port, iface=iface, **options
         )
@@ -246,9 +305,11 @@ class Runtime:
 
         ``start`` returns what ``reactor.listenTCP`` returns (or a list of them, or an
         object with ``host``, ``port`` and ``stop()``). Registered and replaced exactly
-        like :func:`serve`; returns the handle. Raises what ``start`` raised.
-        Thread-safe, from any thread but the reactor's.
+        like :func:`serve`; returns the handle. Raises what ``start`` raised. ``start``
+        runs with your cell's context variables. Thread-safe, from any thread but the
+        reactor's.
         """
+        __tracebackhide__ = True
         return self._need_servers().open(kind, start, name=name)
 
     def register(self, kind: str, start: Starter) -> None:
@@ -265,24 +326,32 @@ class Runtime:
             self._kinds[kind] = start
 
     def servers(self) -> list[ServerHandle]:
-        """The servers running now (started through this runtime), oldest first.
+        """The servers not stopped yet (started through this runtime), oldest first.
 
-        Returns a new list of :class:`ServerHandle`; empty before :func:`start`. Thread-safe.
+        A server asked to stop whose ports are not closed yet (the reactor thread is
+        busy) is listed too, its ``state`` ``stopping``. Returns a new list of
+        :class:`ServerHandle`; empty before :func:`start`. Thread-safe.
         """
         servers = self._servers
         return servers.handles() if servers is not None else []
 
-    def stop_all(self) -> list[str]:
+    def stop_all(self, *, timeout: float | None = STOP_TIMEOUT) -> list[str]:
         """Reset a demo: stop every server and cancel every wait still in flight.
 
-        Returns the names of the servers stopped. Connections already open finish on
-        their own. Safe to call before :func:`start` (it does nothing), repeatedly, and
-        from any thread (in the reactor thread it starts closing ports and returns).
+        Waits up to ``timeout`` seconds (10 unless told, times POETRYLAB_TIMEOUT_SCALE)
+        for the ports to close and returns the names of the servers stopped. When the
+        reactor thread is busy and cannot close them in time, raises
+        :class:`StopPendingError` naming them and what blocks the reactor: they stay
+        listed, stop as soon as the thread is free, and the next ``stop_all()`` waits
+        for them. Connections already open finish on their own. Safe to call before
+        :func:`start` (it does nothing), repeatedly, and from any thread (in the reactor
+        thread it starts closing ports and returns).
         """
+        __tracebackhide__ = True
         if self._waits is None or self._servers is None:
             return []
         self._waits.cancel_pending("runtime.stop_all()")
-        return self._servers.stop_all()
+        return self._servers.stop_all(timeout=timeout)
 
 
 _runtime = Runtime()

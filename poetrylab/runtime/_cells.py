@@ -16,6 +16,13 @@ names the cell whose code raised them, and :meth:`KernelCells.sweep` (after each
 that used the runtime) collects garbage so those reports come while the cell that
 caused them is still running.
 
+Work a cell hands to the reactor runs in a copy of the cell's context variables (see
+``_waits``); :meth:`KernelCells.adopt_output` makes that copy write under the same
+cell-following parent, so a coroutine started there keeps following the running cell
+instead of writing to the cell that started it for ever. :meth:`KernelCells.label` maps a
+cell's file name to ``In[n]`` for messages, and :func:`explained` makes an exception the
+runtime raises show, in IPython, the learner's frames and its message only.
+
 Outside a kernel (tests, scripts) :class:`KernelCells` finds no shell and does nothing.
 """
 
@@ -26,15 +33,28 @@ import hashlib
 import re
 import sys
 import threading
+import traceback
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from types import TracebackType
+from typing import Any, TypeVar
 
-__all__ = ["Cell", "KernelCells", "NoCells"]
+from poetrylab._typing import ReactorThreads
+
+__all__ = ["Cell", "KernelCells", "NoCells", "cell_label", "explained", "learner_traceback"]
 
 _IN = re.compile(r"In\[(\d+)\]")
 _REMEMBERED = 500
+_RUNTIME_PACKAGE = __name__.rpartition(".")[0]
+
+E = TypeVar("E", bound=BaseException)
+
+CellsDeleted = Callable[[list[str]], object]
+"""``cells_deleted(keys)``: called with the keys of cells the notebook deleted."""
+
+Message = dict[str, Any]
+"""A Jupyter message (or its parent): JSON-like, as ipykernel hands it over."""
 
 
 def _ignore(keys: list[str]) -> None:
@@ -52,7 +72,7 @@ class Cell:
     key: str | None
     msg_id: str
     count: int | None = None
-    parent: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    parent: Message = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def label(self) -> str:
@@ -63,7 +83,7 @@ class Cell:
 class NoCells:
     """No notebook: no cells, nothing to route (plain Python, tests, scripts)."""
 
-    def install(self, reactor: Any, cells_deleted: Callable[[list[str]], Any] = _ignore) -> None:
+    def install(self, reactor: ReactorThreads, cells_deleted: CellsDeleted = _ignore) -> None:
         """Nothing to hook."""
 
     def current(self) -> Cell | None:
@@ -77,13 +97,75 @@ class NoCells:
         """The cell whose code one of ``filenames`` is: none, here."""
         return None
 
+    def label(self, filename: str) -> str | None:
+        """``In[n]`` when ``filename`` holds a notebook cell's code: never, here."""
+        return None
+
+    def adopt_output(self) -> None:
+        """Reactor thread, in a handed-over call's context: nothing to route, here."""
+
 
 def _shell() -> Any:
+    """IPython's shell when this process is a kernel, else None (IPython is untyped)."""
     ipython = sys.modules.get("IPython")
     if ipython is None:
         return None
     shell = ipython.get_ipython()
     return shell if getattr(shell, "kernel", None) is not None else None
+
+
+def cell_label(filename: str) -> str | None:
+    """``In[n]`` when ``filename`` is the file IPython compiled a cell into, else None."""
+    shell = _shell()
+    if shell is None:
+        return None
+    try:
+        named = shell.compile.format_code_name(filename)
+    except Exception:  # an IPython without the name map: no labels
+        return None
+    if not named or not _IN.fullmatch(named[1]):
+        return None
+    return str(named[1])
+
+
+def learner_traceback(error: BaseException) -> list[str]:
+    """``error`` as IPython renders it, without the runtime's own frames.
+
+    IPython calls an exception's ``_render_traceback_`` instead of formatting it (the
+    hook ipyparallel uses); :func:`explained` points it here. The learner sees their
+    cell's frames and the message, not the runtime's internals. Falls back to the whole
+    traceback if IPython cannot render the shorter one, and to Python's own formatting
+    outside IPython.
+    """
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    full = error.__traceback__
+    if shell is None:
+        return traceback.format_exception(type(error), error, full)
+    try:
+        shown = _without_runtime_frames(full)
+        return list(shell.InteractiveTB.structured_traceback(type(error), error, shown))
+    except Exception:  # an IPython that cannot: show everything rather than nothing
+        return list(shell.InteractiveTB.structured_traceback(type(error), error, full))
+
+
+def explained(error: E) -> E:
+    """Make IPython show ``error`` with the learner's frames only; returns ``error``."""
+    setattr(error, "_render_traceback_", lambda: learner_traceback(error))  # noqa: B010
+    return error
+
+
+def _without_runtime_frames(tb: TracebackType | None) -> TracebackType | None:
+    kept: list[TracebackType] = []
+    while tb is not None:
+        module = tb.tb_frame.f_globals.get("__name__", "")
+        if not (isinstance(module, str) and module.startswith(_RUNTIME_PACKAGE)):
+            kept.append(tb)
+        tb = tb.tb_next
+    shown: TracebackType | None = None
+    for entry in reversed(kept):
+        shown = TracebackType(shown, entry.tb_frame, entry.tb_lasti, entry.tb_lineno)
+    return shown
 
 
 class KernelCells(NoCells):
@@ -92,14 +174,15 @@ class KernelCells(NoCells):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._last: Cell | None = None
-        self._by_count: OrderedDict[int, dict[str, Any]] = OrderedDict()
+        self._by_count: OrderedDict[int, Message] = OrderedDict()
         self._installed = False
-        self._reactor: Any = None
+        self._reactor: ReactorThreads | None = None
         self._header: dict[str, Any] = {}  # changed only in the reactor thread
+        self._parent: Message = {"header": self._header}
         self._used = False
-        self._cells_deleted: Callable[[list[str]], Any] = _ignore
+        self._cells_deleted: CellsDeleted = _ignore
 
-    def install(self, reactor: Any, cells_deleted: Callable[[list[str]], Any] = _ignore) -> None:
+    def install(self, reactor: ReactorThreads, cells_deleted: CellsDeleted = _ignore) -> None:
         """Give the reactor thread its cell-following parent and hook cell events; once.
 
         ``cells_deleted(keys)`` is called (in the main thread, as the next cell starts)
@@ -120,11 +203,20 @@ class KernelCells(NoCells):
     def _adopt(self, header: dict[str, Any]) -> None:
         """In the reactor thread: write under ``self._header`` from now on."""
         self._follow(header)
-        parent = {"header": self._header}
+        self.adopt_output()
+
+    def adopt_output(self) -> None:
+        """Write under the cell-following parent in the current context (reactor thread).
+
+        Called in the reactor thread's own context once, and in the copied context of
+        every call a cell hands over, before the call runs.
+        """
+        if not self._installed:
+            return
         for stream in (sys.stdout, sys.stderr):
             set_parent = getattr(stream, "set_thread_parent", None)
             if set_parent is not None:
-                set_parent(parent)
+                set_parent(self._parent)
 
     def _follow(self, header: dict[str, Any]) -> None:
         """In the reactor thread: the cell whose request ``header`` is now runs."""
@@ -132,9 +224,9 @@ class KernelCells(NoCells):
             self._header.clear()
             self._header.update(header)
 
-    def _cell_starting(self, info: Any = None) -> None:
+    def _cell_starting(self, info: object = None) -> None:
         shell = _shell()
-        if shell is None:
+        if shell is None or self._reactor is None:
             return
         header = self._remember(shell)
         self._reactor.callFromThread(self._follow, header)
@@ -143,7 +235,7 @@ class KernelCells(NoCells):
             self._cells_deleted(list(deleted))
 
     def _remember(self, shell: Any) -> dict[str, Any]:
-        parent = shell.kernel.get_parent()
+        parent: Message = shell.kernel.get_parent()
         with self._lock:
             self._by_count[shell.execution_count] = parent
             while len(self._by_count) > _REMEMBERED:
@@ -155,7 +247,7 @@ class KernelCells(NoCells):
         shell = _shell()
         if shell is None:
             return None
-        parent = shell.kernel.get_parent()
+        parent: Message = shell.kernel.get_parent()
         header = parent.get("header") or {}
         msg_id = header.get("msg_id")
         if not msg_id:
@@ -168,7 +260,7 @@ class KernelCells(NoCells):
         return cell
 
     @staticmethod
-    def _cell(parent: dict[str, Any], count: int | None) -> Cell:
+    def _cell(parent: Message, count: int | None) -> Cell:
         header = parent.get("header") or {}
         key = None
         if header.get("msg_type") == "execute_request":
@@ -190,14 +282,17 @@ class KernelCells(NoCells):
             self._used = False
             gc.collect()
 
+    def label(self, filename: str) -> str | None:
+        """``In[n]`` when ``filename`` holds a notebook cell's code, else None."""
+        return cell_label(filename)
+
     def locate(self, filenames: Iterable[str]) -> Cell | None:
         """The cell whose code one of ``filenames`` (innermost last) is, if any."""
-        shell = _shell()
-        if shell is None:
+        if _shell() is None:
             return None
         for filename in reversed(list(filenames)):
-            label = shell.compile.format_code_name(filename)
-            match = _IN.fullmatch(label[1]) if label else None
+            label = cell_label(filename)
+            match = _IN.fullmatch(label) if label else None
             if match:
                 count = int(match[1])
                 with self._lock:

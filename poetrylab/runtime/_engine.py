@@ -1,31 +1,41 @@
-"""The engine: Twisted's global reactor running in crochet's background thread.
+"""The engine: Twisted's global reactor, run in a background thread of its own.
 
-This is the only module in poetrylab that imports crochet or the global reactor. crochet
-2.1.1 is pinned and unmaintained, and three of its habits must not reach a learner:
+Notebooks 00 and 02 explain why a cell never calls ``reactor.run()``: the kernel's main
+thread must stay free to run the next cell. So :class:`ReactorThread` runs
+``reactor.run(installSignalHandlers=False)`` in a daemon thread (signal handlers can
+only be installed by the main thread, which the kernel keeps for itself), waits until
+the reactor reports it is running, and stops it when the interpreter exits (an
+``atexit`` hook, which a daemon thread does not hold back), so the reactor's
+``before shutdown`` triggers run and every server started from a cell is closed.
 
-* ``EventualResult`` calls ``threading.Event.isSet()``, deprecated since Python 3.10.
-  Under ``-W error`` that warning is raised inside the reactor thread, the result is
-  never delivered, and every later wait ends in a timeout. The runtime never uses
-  ``EventualResult`` (see ``_waits``), and :func:`ignore_crochet_isset_warning` silences
-  the warning for anyone else's crochet calls, for crochet's modules only.
-* ``setup()`` begins Twisted's logging in the reactor thread, which replaces
-  ``warnings.showwarning`` so every warning becomes a Twisted log event, and sends every
-  log event through an extra thread. We switch that step off before ``setup()`` and
-  put ``warnings.showwarning`` back if someone else's ``setup()`` already took it; the
-  runtime's own observer (``_reports``) handles the log instead.
-* ``wait()`` timeouts do not cancel the Deferred: ``_waits`` does its own waiting.
+Why not crochet, which the course used before: crochet's shutdown watchdog thread and its
+process reaper each wake ten times a second for as long as the kernel lives (0.2 % of a
+core per idle kernel, measured), and it offers no public way to turn both off; the
+runtime used none of its waiting functions anyway. Here nothing runs while nothing is
+asked of the reactor. Child processes started with ``reactor.spawnProcess`` are still
+reaped: Twisted reaps a child when its pipes close.
+
+Within the runtime, this is the only module that imports the global reactor (the CLI,
+``twistd`` and one-shot scripts run their own); everything else is handed the reactor.
 """
 
 from __future__ import annotations
 
+import atexit
 import threading
-import warnings
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import cast
 
-__all__ = ["CrochetEngine", "EngineError", "Started", "ignore_crochet_isset_warning"]
+from poetrylab._typing import RuntimeReactor
 
-_BARRIER_TIMEOUT = 10.0
+__all__ = ["EngineError", "ReactorThread", "Started", "THREAD_NAME"]
+
+THREAD_NAME = "ReactorThread"
+"""The name of the thread the reactor runs in (shown by ``threading.current_thread()``)."""
+
+_START_TIMEOUT = 10.0
+_EXIT_TIMEOUT = 3.0
 
 
 class EngineError(RuntimeError):
@@ -34,90 +44,114 @@ class EngineError(RuntimeError):
 
 @dataclass(frozen=True)
 class Started:
-    """What :meth:`CrochetEngine.start` hands back: the reactor and the thread that runs it."""
+    """What :meth:`ReactorThread.start` hands back: the reactor and the thread that runs it."""
 
-    reactor: Any
+    reactor: RuntimeReactor = field(repr=False)
     thread_ident: int
     thread_name: str
 
 
-def ignore_crochet_isset_warning() -> None:
-    """Ignore crochet's ``isSet() is deprecated`` DeprecationWarning, and nothing else.
+def global_reactor() -> RuntimeReactor:
+    """Twisted's global reactor (installing the platform's default one if none is yet)."""
+    from twisted.internet import reactor
 
-    The filter matches that message, that category and warnings raised from crochet's
-    own modules only, so ``-W error`` keeps working for everything else. Idempotent
-    (``warnings.filterwarnings`` does not add the same filter twice).
+    return cast("RuntimeReactor", reactor)
+
+
+class ReactorThread:
+    """Run a reactor in a background thread, once; thread-safe and idempotent.
+
+    ``reactor_factory()`` returns the reactor (the global one unless a test says
+    otherwise); ``at_exit(fn)`` registers ``fn`` to run when the interpreter exits.
     """
-    warnings.filterwarnings(
-        "ignore",
-        message=r"isSet\(\) is deprecated",
-        category=DeprecationWarning,
-        module=r"crochet(\.|$)",
-    )
 
-
-def _is_twisted_showwarning(func: Any) -> bool:
-    owner = getattr(func, "__self__", None)
-    return type(owner).__module__.startswith("twisted.")
-
-
-class CrochetEngine:
-    """Start the global reactor in crochet's thread, once; thread-safe and idempotent."""
-
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        reactor_factory: Callable[[], RuntimeReactor] = global_reactor,
+        at_exit: Callable[[Callable[[], None]], object] = atexit.register,
+        thread_name: str = THREAD_NAME,
+    ) -> None:
+        self._reactor_factory = reactor_factory
+        self._at_exit = at_exit
+        self._thread_name = thread_name
         self._lock = threading.Lock()
         self._started: Started | None = None
+        self._thread: threading.Thread | None = None
 
     def start(self) -> Started:
         """Start the reactor thread if needed and return it, running.
 
-        Raises :class:`EngineError` when the reactor has already run and stopped in this
-        process (Twisted reactors cannot restart: restart the kernel), or when its
-        thread does not answer within 10 s.
+        If the reactor is already running in some other thread (someone else started
+        it), that thread is adopted. Raises :class:`EngineError` when the reactor has
+        run and stopped in this process (a Twisted reactor cannot restart: restart the
+        kernel), or when it does not report running within 10 s.
         """
         with self._lock:
-            if self._started is not None and self._started.reactor.running:
-                return self._started
-            ignore_crochet_isset_warning()
-            import crochet
-            from twisted.internet import reactor
-
-            if getattr(reactor, "_startedBefore", False) and not reactor.running:
+            started = self._started
+            if started is not None and started.reactor.running:
+                return started
+            if self._thread is not None:
                 raise EngineError(
-                    "the Twisted reactor has stopped and a reactor cannot restart: "
+                    "the Twisted reactor has stopped, and a reactor cannot restart: "
                     "restart the kernel (Kernel > Restart Kernel)"
                 )
-            loop = getattr(crochet, "_main", None)
-            if loop is not None and not getattr(loop, "_started", True):
-                # crochet would begin Twisted's logging in the reactor thread (see above).
-                loop._startLoggingWithObserver = None
-            saved = warnings.showwarning
-            crochet.setup()
-            started = self._barrier(reactor)
-            if _is_twisted_showwarning(warnings.showwarning):
-                warnings.showwarning = (
-                    saved if not _is_twisted_showwarning(saved) else warnings._showwarning_orig  # type: ignore[attr-defined]
-                )
-            self._started = started
-            return started
+            reactor = self._reactor_factory()
+            if reactor.running:
+                self._started = _adopt(reactor)
+                return self._started
+            self._started = self._run_in_thread(reactor)
+            return self._started
 
-    @staticmethod
-    def _barrier(reactor: Any) -> Started:
-        """Run a no-op in the reactor thread and wait: the reactor runs, and every call
-        queued before this one (crochet's own set-up) has happened."""
-        ran = threading.Event()
-        where: list[threading.Thread] = []
+    def _run_in_thread(self, reactor: RuntimeReactor) -> Started:
+        running = threading.Event()
+        failed: list[BaseException] = []
 
-        def here() -> None:
-            where.append(threading.current_thread())
-            ran.set()
+        def run() -> None:
+            try:
+                reactor.run(installSignalHandlers=False)
+            except BaseException as exc:  # reported to start() below; the thread just ends
+                failed.append(exc)
+            finally:
+                running.set()
 
-        reactor.callFromThread(here)
-        if not ran.wait(_BARRIER_TIMEOUT):
+        reactor.callWhenRunning(running.set)
+        thread = threading.Thread(target=run, name=self._thread_name, daemon=True)
+        self._thread = thread
+        thread.start()
+        if not running.wait(_START_TIMEOUT) or failed:
+            cause = failed[0] if failed else None
             raise EngineError(
-                f"the reactor thread did not answer within {_BARRIER_TIMEOUT:g} s: "
-                "restart the kernel"
-            )
-        thread = where[0]
+                "the Twisted reactor could not start in its background thread"
+                + (f" ({type(cause).__name__}: {cause})" if cause else "")
+                + ": restart the kernel (Kernel > Restart Kernel)"
+            ) from cause
+        self._at_exit(lambda: self._stop_at_exit(reactor, thread))
         assert thread.ident is not None
         return Started(reactor, thread.ident, thread.name)
+
+    @staticmethod
+    def _stop_at_exit(reactor: RuntimeReactor, thread: threading.Thread) -> None:
+        """Stop the reactor (its shutdown triggers close every server) and let it finish."""
+        if thread.is_alive() and reactor.running:
+            reactor.callFromThread(reactor.stop)
+            thread.join(_EXIT_TIMEOUT)
+
+
+def _adopt(reactor: RuntimeReactor) -> Started:
+    """The reactor already runs in another thread: find out which, by asking it."""
+    answered = threading.Event()
+    where: list[threading.Thread] = []
+
+    def here() -> None:
+        where.append(threading.current_thread())
+        answered.set()
+
+    reactor.callFromThread(here)
+    if not answered.wait(_START_TIMEOUT):
+        raise EngineError(
+            f"the running reactor did not answer within {_START_TIMEOUT:g} s: "
+            "restart the kernel (Kernel > Restart Kernel)"
+        )
+    thread = where[0]
+    assert thread.ident is not None
+    return Started(reactor, thread.ident, thread.name)

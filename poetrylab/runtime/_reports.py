@@ -16,13 +16,21 @@ import logging
 import os
 import sys
 import warnings
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
-from twisted.logger import LogLevel, formatEvent, globalLogBeginner, globalLogPublisher
+from twisted.logger import (
+    ILogObserver,
+    LogEvent,
+    LogLevel,
+    formatEvent,
+    globalLogBeginner,
+    globalLogPublisher,
+)
 from twisted.python.failure import Failure
 
 from poetrylab._logging import route_twisted_log_to_stdlib
-from poetrylab.runtime._cells import NoCells
+from poetrylab.runtime._cells import NoCells, cell_label
 
 __all__ = ["CellReports", "begin_logging"]
 
@@ -85,30 +93,26 @@ def render_failure(event: dict[str, Any], failure: Failure, origin: str | None) 
 
 
 def _where(filename: str) -> str:
-    try:
-        import IPython
-
-        shell = IPython.get_ipython()
-        label = shell.compile.format_code_name(filename) if shell is not None else None
-    except Exception:
-        label = None
-    return f"{label[1]}," if label else f"{os.path.basename(filename)},"
+    return f"{cell_label(filename) or os.path.basename(filename)},"
 
 
-def begin_logging(observer: Any) -> None:
-    """Add ``observer`` to Twisted's log and forward the log to ``logging``; once.
+def begin_logging(observer: Callable[[LogEvent], None]) -> None:
+    """Add ``observer`` to Twisted's log and forward the log to ``logging``. Call it once.
 
     If nothing has begun Twisted's logging yet, begin it now (so Twisted stops buffering
     events and printing critical ones itself), without redirecting standard output and
     without letting Twisted take over ``warnings.showwarning``.
     """
-    globalLogPublisher.addObserver(observer)
+    # ILogObserver is a zope interface that every one-argument callable provides.
+    globalLogPublisher.addObserver(cast(ILogObserver, observer))
     route_twisted_log_to_stdlib()
     twisted_logger = logging.getLogger("twisted")
     if not twisted_logger.handlers:
         # Our observer already shows warnings and errors: keep logging's last-resort
         # handler from printing each one a second time. Configured handlers still see them.
         twisted_logger.addHandler(logging.NullHandler())
+    # Twisted has no public "has logging begun?"; its beginner keeps a temporary
+    # (buffering) observer until then. tests/test_runtime_unit.py pins this name.
     if getattr(globalLogBeginner, "_temporaryObserver", None) is not None:
         saved = warnings.showwarning
         globalLogBeginner.beginLoggingTo([], discardBuffer=True, redirectStandardIO=False)
