@@ -25,10 +25,34 @@ the notebook runtime knows crochet's global reactor: everything else takes a ``r
 argument.
 """
 
-from poetrylab.corpus import Poem, UnknownPoemError, list_poems, load_poem
-from poetrylab.download import Address, Chunk, Download, DownloadError, parse_address
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from poetrylab.corpus import Poem, UnknownPoemError, list_poems, load_poem
+    from poetrylab.download import Address, Chunk, Download, DownloadError, parse_address
 
 __version__ = "0.1.0"
+
+# The names below are imported when first used (PEP 562), so that `import poetrylab.cli`
+# (every `poetrylab` command starts with it) costs nothing it does not need.
+_HOME = {
+    **dict.fromkeys(["Poem", "UnknownPoemError", "list_poems", "load_poem"], "poetrylab.corpus"),
+    **dict.fromkeys(
+        ["Address", "Chunk", "Download", "DownloadError", "parse_address"], "poetrylab.download"
+    ),
+}
+
+
+def __getattr__(name: str) -> object:
+    if name not in _HOME:
+        raise AttributeError(f"module 'poetrylab' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_HOME[name]), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "Address",

@@ -309,6 +309,7 @@ class BlockingPoetryServer:
         except OSError:
             self._sock.close()
             raise
+        self._bound = self._sock.getsockname()
         self._sock.listen(BACKLOG)
         self._sock.setblocking(False)  # a client gone before accept() must not block it
         self._stopping = threading.Event()
@@ -320,13 +321,13 @@ class BlockingPoetryServer:
 
     @property
     def host(self) -> str:
-        """The address the server is bound to."""
-        return str(self._sock.getsockname()[0])
+        """The address the server is bound to (still known after it stopped)."""
+        return str(self._bound[0])
 
     @property
     def port(self) -> int:
-        """The port the server is bound to."""
-        return int(self._sock.getsockname()[1])
+        """The port the server is bound to (still known after it stopped)."""
+        return int(self._bound[1])
 
     def serve_forever(self) -> None:
         """Accept and serve clients one at a time until :meth:`stop` is called."""

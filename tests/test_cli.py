@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import select
 import signal
 import socket
 import subprocess
@@ -215,3 +216,146 @@ def test_cannot_listen_names_the_address_and_says_in_use_only_for_eaddrinuse() -
     )
     denied = OSError(errno.EACCES, "Permission denied")
     assert cannot_listen("0.0.0.0", 98, denied) == "cannot listen on 0.0.0.0:98: Permission denied"
+
+
+def _run_python(code: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter (what a process imports, begins, keeps)."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+
+
+# --- every number the command line takes is checked -------------------------------------
+
+BAD_NUMBERS = ["-1", "nan", "inf", "1e400", "many", ""]
+
+
+def _numeric_options() -> list[tuple[str, str]]:
+    from poetrylab.kinds import KINDS, Count, Seconds
+
+    return [
+        (name, option.flag)
+        for name, kind in KINDS.items()
+        for option in kind.options
+        if isinstance(option.type, Count | Seconds) and not option.positional
+    ]
+
+
+@pytest.mark.parametrize(("kind", "flag"), _numeric_options())
+def test_every_numeric_option_of_every_kind_refuses_nonsense_in_one_line_with_status_two(
+    kind: str, flag: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from poetrylab.cli import parse_args
+
+    for bad in BAD_NUMBERS:
+        with pytest.raises(SystemExit) as exited:
+            parse_args(["serve", kind, flag, bad])
+        assert exited.value.code == 2, (kind, flag, bad)
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"argument {flag}: must be" in err, err
+
+
+@pytest.mark.parametrize("kind", ["slow", "blocking", "fast", "transform", "tagged", "xmlrpc"])
+@pytest.mark.parametrize("port", ["70000", "-1", "65536"])
+def test_a_port_out_of_range_is_one_line_and_status_two_for_every_kind(
+    kind: str, port: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from poetrylab.cli import parse_args
+
+    with pytest.raises(SystemExit) as exited:
+        parse_args(["serve", kind, "--port", port])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"poetrylab serve {kind}: error: argument --port: must be a port number from 0 to "
+        f"65,535, not {port} (see poetrylab serve {kind} --help)\n"
+    )
+
+
+@pytest.mark.parametrize("port", ["70000", "-1"])
+def test_serve_with_a_port_out_of_range_exits_two_without_a_traceback(port: str) -> None:
+    result = run_cli(["serve", "slow", "raven", "--port", port], timeout=30)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.count("\n") == 1 and "--port" in result.stderr
+    assert "Traceback" not in result.stderr and "OverflowError" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["get", "--timeout", "0", "127.0.0.1:1"],
+        ["get", "--timeout", "nan", "127.0.0.1:1"],
+        ["get", "127.0.0.1:70000"],
+        ["transform", "scan", "--server", "127.0.0.1:1", "--timeout", "-2"],
+        ["transform", "a.b", "--server", "127.0.0.1:1"],
+        ["serve", "proxy", "--upstream", "127.0.0.1:0"],
+        ["serve", "xmlrpc", "--backend", "somewhere"],
+    ],
+)
+def test_the_other_commands_check_their_numbers_and_addresses_too(
+    args: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from poetrylab.cli import parse_args
+
+    with pytest.raises(SystemExit) as exited:
+        parse_args(args)
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_transform_takes_the_file_after_the_options_without_a_monkeypatch() -> None:
+    from poetrylab.cli import parse_args
+
+    args = parse_args(["transform", "scan", "--server", "127.0.0.1:9", "poem.txt"])
+    assert (args.name, args.file, tuple(args.server)) == ("scan", "poem.txt", ("127.0.0.1", 9))
+
+
+def test_poetrylab_help_imports_no_twisted_and_no_subcommand_module() -> None:
+    code = (
+        "import sys, contextlib, io\n"
+        "from poetrylab.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "    main(['--help'])\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('twisted', 'poetrylab.'))))\n"
+    )
+    result = _run_python(code)
+    assert result.returncode == 0, result.stderr
+    assert eval(result.stdout) == ["poetrylab.cli"], result.stdout
+
+
+# --- logging: begun in every process, bounded, never blocking -----------------------------
+
+
+def test_a_cli_process_begins_twisted_logging_so_no_event_keeps_its_factory_alive() -> None:
+    code = (
+        "import gc, weakref\n"
+        "from twisted.internet.protocol import Factory\n"
+        "from poetrylab._logging import begin_cli_logging\n"
+        "begin_cli_logging()\n"
+        "factory = Factory()\n"
+        "factory.doStart(); factory.doStop()  # logs 'Starting factory <factory>'\n"
+        "alive = weakref.ref(factory)\n"
+        "del factory; gc.collect()\n"
+        "print(alive() is None)\n"
+    )
+    result = _run_python(code)
+    assert result.stdout.strip() == "True", result.stderr
+
+
+def test_the_log_handler_drops_and_counts_lines_rather_than_block_on_a_full_stderr() -> None:
+    import logging
+    import os
+
+    from poetrylab._logging import QueueToStderr
+
+    read_end, write_end = os.pipe()
+    handler = QueueToStderr(capacity=10, fd=write_end)
+    record = logging.LogRecord("t", logging.WARNING, __file__, 1, "x" * 1000, None, None)
+    for _ in range(1000):  # far more than the pipe holds: nobody reads it yet
+        handler.emit(record)  # returns at once, every time
+    assert handler.dropped >= 800
+    received = b""
+    while b"log lines dropped" not in received:  # now read: the writer goes on, and says so
+        ready, _, _ = select.select([read_end], [], [], 10)
+        assert ready, "the writer wrote nothing more once the pipe was read"
+        received += os.read(read_end, 1 << 20)
+    os.close(read_end)
+    os.close(write_end)

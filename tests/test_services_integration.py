@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import functools
+import http.client
 import json
+import logging
+import select
 import signal
 import socket
 import struct
@@ -359,3 +362,98 @@ def test_bad_service_options_are_one_line_with_status_two(args: list[str], says:
     result = run_cli(args, timeout=30)
     assert result.returncode == 2, result
     assert result.stderr.count("\n") == 1 and says in result.stderr, result.stderr
+
+
+# --- hostile clients on loopback ----------------------------------------------------------
+
+
+class RecordingTaggedFactory(tagged.TaggedBackendFactory):
+    """Keeps the protocols it builds, so a test can look at a connection's state."""
+
+    def buildProtocol(self, addr: Any) -> Any:
+        proto = super().buildProtocol(addr)
+        self.built = [*getattr(self, "built", []), proto]
+        return proto
+
+
+def test_tagged_backend_stops_reading_a_client_that_reads_none_of_its_replies(
+    reactor: Any, listen: Any, in_reactor: Any
+) -> None:
+    factory = RecordingTaggedFactory(tagged.PoetryBackend(reactor))
+    port = listen(lambda: reactor.listenTCP(0, factory, interface="127.0.0.1"))
+    sent = 20_000
+    with socket.create_connection(address_of(port), timeout=30) as sock:
+        requests = b"".join(b'%d poem ["raven"]\n' % i for i in range(sent))
+        writer = threading.Thread(target=sock.sendall, args=(requests,), daemon=True)
+        writer.start()
+        wait_until(lambda: bool(getattr(factory, "built", [])) and factory.built[0].paused, 10)
+        handled = factory.backend.handled
+        assert handled < sent, "it stopped reading before all 20,000 were handled"
+        # Reading the replies lets it go on: every request is answered, in the end.
+        reader = sock.makefile("rb")
+        tags = {int(reader.readline().split(b" ", 1)[0]) for _ in range(sent)}
+        writer.join(10)
+    assert tags == set(range(sent))
+
+
+def test_gateway_refuses_a_doctype_and_logs_every_fault_naming_the_client(
+    reactor: Any, listen: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    backend = listen(tagged.listen_tagged, reactor)
+    gateway = listen(xmlrpc_gateway.listen_xmlrpc, reactor, address_of(backend))
+    body = b'<?xml version="1.0"?><!DOCTYPE m [<!ENTITY a "aaaa">]><methodCall/>'
+    with caplog.at_level(logging.WARNING, logger="poetrylab.services.xmlrpc_gateway"):
+        status, reply, client = _raw_post(address_of(gateway), body)
+        assert status == 200 and b"<fault>" in reply and b"DOCTYPE" in reply
+        with xmlrpc_proxy(gateway) as server, pytest.raises(xmlrpc.client.Fault):
+            server.nosuch()
+        wait_until(lambda: len(caplog.records) >= 2)
+    doctype, unknown = (r.getMessage() for r in caplog.records[:2])
+    assert doctype.startswith(f"127.0.0.1:{client}: Fault 8002: ") and "DOCTYPE" in doctype
+    assert unknown.startswith("127.0.0.1:") and "Fault 8001: no method 'nosuch'" in unknown
+
+
+def _raw_post(address: Address, body: bytes) -> tuple[int, bytes, int]:
+    """POST ``body`` to /RPC2 over a fresh connection; (status, body, client port)."""
+    conn = http.client.HTTPConnection(address.host, address.port, timeout=10)
+    try:
+        conn.request("POST", "/RPC2", body, {"Content-Type": "text/xml"})
+        client_port = conn.sock.getsockname()[1]
+        response = conn.getresponse()
+        return response.status, response.read(), client_port
+    finally:
+        conn.close()
+
+
+def test_gateway_closes_a_connection_that_trickles_its_request_past_the_deadline(
+    reactor: Any, listen: Any
+) -> None:
+    backend = listen(tagged.listen_tagged, reactor)
+    gateway = listen(xmlrpc_gateway.listen_xmlrpc, reactor, address_of(backend), idle_timeout=1.0)
+    with socket.create_connection(address_of(gateway), timeout=15) as sock:
+        started = time.monotonic()
+        for byte in b"POST /RPC2 HTTP/1.1\r\nHost: x\r\n":  # one byte at a time, never done
+            try:
+                sock.sendall(bytes([byte]))
+            except OSError:
+                break
+            if select.select([sock], [], [], 0.2)[0]:
+                break
+        assert sock.recv(100) == b"", "closed by the server, without an answer"
+    assert time.monotonic() - started < 14, "cut off by the deadline, not by the test's timeout"
+
+
+def test_cli_blocking_server_ends_on_sigterm_while_a_client_is_stuck(tmp_path: Any) -> None:
+    big = tmp_path / "big.txt"
+    big.write_bytes(b"all work and no play\n" * 400_000)  # 8 MB: more than socket buffers
+    with ServerProcess(
+        "blocking", str(big), "--delay", "0", "--num-bytes", "65536", "--send-timeout", "600"
+    ) as server:
+        stuck = socket.socket()
+        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stuck.connect(server.address)
+        try:
+            assert select.select([stuck], [], [], 10)[0], "the server started sending"
+            assert server.stop(signal.SIGTERM, timeout=5) == 0
+        finally:
+            stuck.close()

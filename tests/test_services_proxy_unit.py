@@ -6,15 +6,21 @@ from typing import Any
 
 import pytest
 from twisted.internet.address import IPv4Address
-from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.defer import CancelledError, Deferred, TimeoutError
 from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
+from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 
 from poetrylab.download import Address, Download
 from poetrylab.services._sharing import SharedOutcome
-from poetrylab.services.proxy import PoetryProxyFactory, ProxyService
+from poetrylab.services.proxy import (
+    PoemTooLargeError,
+    PoetryProxyFactory,
+    ProxyService,
+    fetch_poem,
+)
 from poetrylab.testing import drain
 
 POEM = b"Tyger Tyger, burning bright\n"
@@ -199,3 +205,85 @@ def test_client_leaving_keeps_the_fetch_going_for_another_client() -> None:
     assert upstream.cancelled == 0
     upstream.fetches[0].callback(POEM)
     assert drain(staying) == POEM
+
+
+def test_a_client_half_closing_while_the_poem_is_fetched_is_taken_as_gone() -> None:
+    service, upstream, _ = make_service()
+    proto, transport = connect(service)
+    assert IHalfCloseableProtocol.providedBy(proto)
+    proto.readConnectionLost()  # FIN before anything was sent: cannot be told from leaving
+    assert upstream.cancelled == 1, "nobody else waits: the fetch is cancelled"
+    assert transport.disconnecting and drain(transport) == b""
+
+
+def test_a_client_half_closing_once_the_poem_is_on_its_way_gets_all_of_it() -> None:
+    service, upstream, _ = make_service()
+    proto, transport = connect(service)
+    upstream.fetches[0].callback(POEM * 2000)  # 56 KB: more than one chunk
+    proto.readConnectionLost()  # `nc -N` after the first chunk
+    assert drain(transport) == POEM * 2000 and transport.disconnecting
+
+
+def test_a_client_that_takes_none_of_the_poem_is_dropped_after_the_send_timeout() -> None:
+    service, upstream, clock = make_service()
+    proto = PoetryProxyFactory(service, send_timeout=4.0).buildProtocol(None)
+    transport = StringTransport()
+    proto.makeConnection(transport)
+    upstream.fetches[0].callback(POEM * 2000)
+    clock.advance(3.75)
+    assert not getattr(transport, "disconnected", False)
+    clock.advance(0.25)
+    assert getattr(transport, "disconnected", False), "aborted after 4 s without progress"
+
+
+# --- the upstream fetch: a size cap and a time cap ----------------------------------------
+
+
+def _upstream_connection(reactor: MemoryReactorClock) -> tuple[Any, StringTransport]:
+    """The protocol fetch_poem connected (through its endpoint), on a StringTransport."""
+    host, port, factory, _, _ = reactor.tcpClients[-1]
+    proto = factory.buildProtocol(IPv4Address("TCP", host, port))
+    transport = StringTransport()
+    proto.makeConnection(transport)
+    return proto, transport
+
+
+def test_fetch_poem_returns_the_bytes_when_upstream_closes_cleanly() -> None:
+    reactor = MemoryReactorClock()
+    got = outcome(fetch_poem(reactor, Address("127.0.0.1", 9), timeout=5, max_bytes=100))
+    proto, _ = _upstream_connection(reactor)
+    proto.dataReceived(b"Tyger ")
+    proto.dataReceived(b"Tyger")
+    proto.connectionLost(Failure(ConnectionDone()))
+    assert got == [b"Tyger Tyger"]
+
+
+def test_fetch_poem_gives_up_on_an_upstream_that_sends_more_than_max_bytes() -> None:
+    reactor = MemoryReactorClock()
+    got = outcome(fetch_poem(reactor, Address("127.0.0.1", 9), timeout=5, max_bytes=100))
+    proto, transport = _upstream_connection(reactor)
+    for _ in range(20):  # an upstream that streams without end
+        proto.dataReceived(b"x" * 10)
+    assert isinstance(got[0], Failure) and got[0].check(PoemTooLargeError)
+    assert "100" in got[0].getErrorMessage()
+    assert getattr(transport, "disconnected", False), "the upstream connection is aborted"
+
+
+def test_fetch_poem_gives_up_on_an_upstream_slower_than_the_timeout() -> None:
+    reactor = MemoryReactorClock()
+    got = outcome(fetch_poem(reactor, Address("127.0.0.1", 9), timeout=5, max_bytes=100))
+    proto, transport = _upstream_connection(reactor)
+    proto.dataReceived(b"a trickle")
+    reactor.advance(5)
+    assert isinstance(got[0], Failure) and got[0].check(TimeoutError)
+    assert getattr(transport, "disconnected", False)
+    assert reactor.getDelayedCalls() == []
+
+
+def test_the_service_refuses_a_poem_over_max_bytes_from_any_fetch() -> None:
+    clock = Clock()
+    upstream = FakeUpstream()
+    service = ProxyService(clock, "127.0.0.1:9", fetch=upstream, max_bytes=10)
+    got = outcome(service.get_poem())
+    upstream.fetches[0].callback(b"x" * 11)
+    assert got[0].check(PoemTooLargeError) and service.cached is None

@@ -10,6 +10,7 @@ import pytest
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError
 from twisted.internet.error import ConnectionLost, ConnectionRefusedError
+from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
@@ -216,6 +217,74 @@ def test_a_client_hanging_up_cancels_its_requests_in_flight() -> None:
     assert clock.getDelayedCalls() == []
     clock.advance(2)
     assert transport.value() == b""
+
+
+def test_the_backend_stops_reading_requests_while_its_replies_are_not_read() -> None:
+    factory = TaggedBackendFactory(backend())
+    proto, transport = serve(factory)
+    assert transport.producer is proto and transport.streaming, "a push producer"
+    proto.dataReceived(b"1 add [1,1]\n")
+    proto.pauseProducing()  # the transport's buffer is full: the client is not reading
+    assert transport.producerState == "paused", "and it stops reading from the socket"
+    proto.dataReceived(b"2 add [2,2]\n3 add [3,3]\n")  # already read before the pause
+    assert [t for t, _, _ in replies(transport)] == ["1"], "no work while paused"
+    assert factory.backend.handled == 1
+    proto.resumeProducing()  # the client read: the buffer has drained
+    assert transport.producerState == "producing"
+    assert [(t, v) for t, v, _ in replies(transport)] == [("1", 2), ("2", 4), ("3", 6)]
+
+
+def test_requests_followed_by_a_half_close_are_all_answered_then_the_connection_closes() -> None:
+    clock = Clock()
+    proto, transport = serve(TaggedBackendFactory(backend(clock, delay=0.5)))
+    assert IHalfCloseableProtocol.providedBy(proto)
+    proto.dataReceived(b'1 add [1,2]\n2 poem ["hope"]')  # the last line has no newline
+    proto.readConnectionLost()  # what `nc -N` does after its input
+    assert not transport.disconnecting, "requests are still in flight"
+    clock.advance(0.5)
+    assert [(t, v) for t, v, _ in replies(transport)] == [("1", 3), ("2", POEMS["hope"])]
+    assert transport.disconnecting, "closed once the last reply went out"
+
+
+def test_a_half_close_with_nothing_in_flight_closes_at_once() -> None:
+    proto, transport = serve(TaggedBackendFactory(backend()))
+    proto.readConnectionLost()
+    assert transport.disconnecting and transport.value() == b""
+
+
+def test_an_idle_connection_is_closed_but_not_while_a_request_is_in_flight() -> None:
+    clock = Clock()
+    factory = TaggedBackendFactory(backend(clock, delay=40.0), idle_timeout=30.0)
+    proto, transport = serve(factory)
+    proto.dataReceived(b"1 list_poems\n")
+    clock.advance(30.0)
+    assert not aborted(transport), "the backend is still working for this client"
+    clock.advance(10.0)  # the reply goes out
+    assert [t for t, _, _ in replies(transport)] == ["1"]
+    clock.advance(29.5)
+    assert not aborted(transport)
+    clock.advance(0.5)
+    assert aborted(transport), "idle for 30 s with nothing in flight"
+    proto.connectionLost(Failure(ConnectionLost()))
+    assert clock.getDelayedCalls() == []
+
+
+def test_every_error_reply_is_logged_in_one_line_naming_the_client(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    proto, _ = serve(TaggedBackendFactory(backend(), max_in_flight=0))
+    with caplog.at_level(logging.WARNING, logger="poetrylab.services.tagged"):
+        proto.dataReceived(b"a nope\nb poem [1]\nc list_poems\n\xff\n")
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 4
+    assert all(m.startswith("127.0.0.1:2: ") and "\n" not in m for m in messages)
+    assert "tag a: " in messages[0] and "tag c: busy" in messages[2]
+    assert "no readable tag" in messages[3]
+
+
+def aborted(transport: StringTransport) -> bool:
+    """True once abortConnection was called (StringTransport then sets ``disconnected``)."""
+    return bool(getattr(transport, "disconnected", False))
 
 
 # --- the multiplexing client protocol ---------------------------------------------------

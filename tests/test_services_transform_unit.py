@@ -8,6 +8,7 @@ import pytest
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, TimeoutError, succeed
 from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
@@ -309,6 +310,42 @@ def test_a_silent_client_is_dropped_after_the_idle_timeout() -> None:
     clock.advance(10.0)
     assert drain(transport) == b""
     assert transport.disconnecting or getattr(transport, "disconnected", False)
+
+
+def test_a_request_followed_by_a_half_close_still_gets_its_reply() -> None:
+    proto, transport = serve(make_factory())
+    assert IHalfCloseableProtocol.providedBy(proto)
+    proto.dataReceived(netstring(b"cummingsify.NC -N"))
+    proto.readConnectionLost()  # `nc -N`: the request, then end of input
+    assert drain(transport) == netstring(b"nc -n") and transport.disconnecting
+
+
+def test_a_half_close_before_the_request_is_complete_closes_and_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    proto, transport = serve(make_factory())
+    proto.dataReceived(b"20:cummingsify.")
+    with caplog.at_level(logging.WARNING, logger="poetrylab.services.transform"):
+        proto.readConnectionLost()
+    assert transport.disconnecting and drain(transport) == b""
+    [record] = caplog.records
+    assert record.getMessage().startswith("127.0.0.1:5555: ") and "complete" in record.getMessage()
+
+
+def test_a_client_that_takes_none_of_the_reply_is_dropped_after_the_send_timeout() -> None:
+    clock = Clock()
+    factory = make_factory(clock=clock, max_request=300_000)
+    factory.send_timeout = 2.0
+    proto, transport = serve(factory)
+    proto.dataReceived(netstring(b"cummingsify." + b"X" * 200_000))
+    transport.producer.resumeProducing()  # what a real transport does when registering it
+    assert 0 < len(transport.value()) < 200_000, "the reply goes out a chunk at a time"
+    clock.advance(1.75)
+    transport.producer.resumeProducing()  # the client took a chunk
+    clock.advance(1.75)
+    assert not getattr(transport, "disconnected", False)
+    clock.advance(0.25)
+    assert getattr(transport, "disconnected", False), "aborted: it took nothing for 2 s"
 
 
 def test_factory_refuses_a_silly_max_request() -> None:

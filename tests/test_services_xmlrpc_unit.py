@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import logging
+import xmlrpc.client
 from typing import Any
 from xmlrpc.client import Fault
 
@@ -10,8 +13,9 @@ from twisted.internet.defer import Deferred, TimeoutError, fail, succeed
 from twisted.python.failure import Failure
 from twisted.web.test.requesthelper import DummyRequest
 
+from poetrylab._logging import route_twisted_log_to_stdlib
 from poetrylab.services.tagged import BackendError, BackendLostError, BackendUnavailableError
-from poetrylab.services.xmlrpc_gateway import FaultCode, PoetryGateway
+from poetrylab.services.xmlrpc_gateway import FaultCode, PoetryGateway, declares_doctype
 
 
 class FakeBackend:
@@ -159,3 +163,78 @@ def test_the_http_client_leaving_cancels_the_backend_call() -> None:
     d.addErrback(lambda f: None)
     request.processingFailed(Failure(ConnectionError("client went away")))
     assert cancelled == [True]
+
+
+# --- hostile XML ---------------------------------------------------------------------------
+
+CALL = "<?xml version='1.0'?><methodCall><methodName>add</methodName><params/></methodCall>"
+LAUGHS = (
+    '<?xml version="1.0"?><!DOCTYPE m [<!ENTITY a "' + "x" * 10_000 + '">]>'
+    "<methodCall><methodName>poem</methodName><params><param><value><string>"
+    + "&a;" * 9_000
+    + "</string></value></param></params></methodCall>"
+)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        LAUGHS.encode(),
+        b'<!DOCTYPE methodCall SYSTEM "file:///etc/passwd"><methodCall/>',
+        b"\n  <!-- a comment first -->\n<!DOCTYPE x><methodCall/>",
+        LAUGHS.encode("utf-16"),  # the same attack in another encoding, with its BOM
+        ('<?xml version="1.0" encoding="latin-1"?><!DOCTYPE x><m/>').encode("latin-1"),
+    ],
+    ids=["entity-expansion", "external-entity", "after-a-comment", "utf-16", "latin-1"],
+)
+def test_a_doctype_is_found_before_anything_is_expanded(body: bytes) -> None:
+    assert declares_doctype(body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [CALL.encode(), b"<methodCall><!-- <!DOCTYPE x> --></methodCall>", b"not xml at all", b""],
+    ids=["plain-call", "doctype-in-a-comment", "not-xml", "empty"],
+)
+def test_plain_xml_and_non_xml_declare_no_doctype(body: bytes) -> None:
+    assert not declares_doctype(body)
+
+
+def _post(gateway: PoetryGateway, body: bytes) -> tuple[Any, bytes]:
+    request = DummyRequest([b"RPC2"])
+    request.method = b"POST"
+    request.content = io.BytesIO(body)
+    return gateway.render_POST(request), body
+
+
+def test_a_request_with_a_doctype_is_refused_with_a_fault_and_nothing_is_forwarded() -> None:
+    backend = FakeBackend()
+    response, _ = _post(PoetryGateway(backend), LAUGHS.encode())
+    assert isinstance(response, bytes), "answered at once, without expanding anything"
+    with pytest.raises(Fault) as info:
+        xmlrpc.client.loads(response)
+    assert info.value.faultCode == FaultCode.REFUSED_XML == 8002
+    assert "DOCTYPE" in info.value.faultString
+    assert backend.calls == []
+
+
+def test_the_http_client_leaving_is_one_quiet_line_not_a_critical_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    route_twisted_log_to_stdlib()  # so caplog would see Twisted's "CRITICAL" line too
+    backend = FakeBackend(lambda *a: Deferred())
+    gateway = PoetryGateway(backend)
+    request = DummyRequest([b"RPC2"])
+    request.method = b"POST"
+    request.content = io.BytesIO(xmlrpc.client.dumps(("tyger",), "poem").encode())
+    with caplog.at_level(logging.DEBUG):
+        gateway.render_POST(request)
+        request.processingFailed(Failure(ConnectionError("client went away")))
+    lines = [(r.name, r.levelno, r.getMessage()) for r in caplog.records]
+    assert lines == [
+        (
+            "poetrylab.services.xmlrpc_gateway",
+            logging.INFO,
+            "?: left during poem; the backend call is cancelled",
+        )
+    ]

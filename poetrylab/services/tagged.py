@@ -458,6 +458,7 @@ class TaggedLineProtocol(LineReceiver, ClockedTimeoutMixin):
 
     def _send(self, line: bytes) -> None:
         if self._open:
+            self.resetTimeout()  # a reply is traffic too: idle counts from the last one
             self.sendLine(line)  # type: ignore[no-untyped-call]  # Twisted: unannotated
 
     def lineLengthExceeded(self, line: bytes) -> None:
@@ -477,7 +478,7 @@ class TaggedLineProtocol(LineReceiver, ClockedTimeoutMixin):
 
     def timeoutConnection(self) -> None:
         if self._in_flight:  # not idle: the backend is working for this client
-            self.resetTimeout()
+            self.setTimeout(self.timeOut)  # (the timer has fired: resetTimeout is too late)
             return
         log.info("%s: idle for %s s; connection closed", peer_of(self.transport), self.timeOut)
         self.transport.abortConnection()

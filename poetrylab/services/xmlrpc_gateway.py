@@ -233,13 +233,13 @@ class PoetryGateway(XMLRPC):
         """Find the method the wire names, as Twisted does (``xmlrpc_NAME``, or a
         ``system.*`` introspection method), with a clearer Fault when there is none."""
         if not isinstance(procedurePath, str):
-            raise NoSuchFunction(FaultCode.NO_SUCH_METHOD, "the request names no method")
+            raise NoSuchFunction(int(FaultCode.NO_SUCH_METHOD), "the request names no method")
         try:
             method: Callable[..., Any] = super().lookupProcedure(procedurePath)
         except NoSuchFunction:
             methods = ", ".join(self.listProcedures())
             raise NoSuchFunction(
-                FaultCode.NO_SUCH_METHOD,
+                int(FaultCode.NO_SUCH_METHOD),
                 f"no method {procedurePath[:60]!r}: the methods are {methods} and "
                 "system.listMethods",
             ) from None
