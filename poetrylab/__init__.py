@@ -7,7 +7,7 @@ How the package is laid out, and which notebook teaches each part:
     servers      slow (callLater), fast and blocking poetry servers       (00-03)
     clients/     one client per model: blocking, threaded, select,
                  reactor, protocol, deferred, inline, coroutine, asyncio  (01-03, 08)
-    runtime/     the notebook runtime: crochet's reactor thread, waits,
+    runtime/     the notebook runtime: the reactor's own thread, waits,
                  top-level await, servers started from cells              (00, 02 on)
     tracing/     records what really ran in Deferreds; diagrams, timeline,
                  step-through widget, simulator                           (04, 05, 08, 09)
@@ -21,7 +21,7 @@ How the package is laid out, and which notebook teaches each part:
 
 Layers: corpus and download depend on nothing here; servers, clients, services and
 tracing on them; the CLI, the benchmark, the runtime and the exercises sit on top. Only
-the notebook runtime knows crochet's global reactor: everything else takes a ``reactor``
+the notebook runtime runs the global reactor: everything else takes a ``reactor``
 argument.
 """
 

@@ -1,5 +1,5 @@
 """Shared fixtures: the global reactor running in a background thread, started by the
-notebook runtime (crochet underneath), for integration tests on loopback."""
+notebook runtime (in a thread of its own), for integration tests on loopback."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Every client model against real servers on loopback: whole poems, byte for byte.
 
 Servers listen on 127.0.0.1 with port 0. The Twisted servers and the Twisted client
-models run in the reactor thread that the ``reactor`` fixture (crochet) keeps going;
+models run in the reactor thread that the ``reactor`` fixture (the runtime) keeps going;
 sync and asyncio models run in the test's own thread, as they would in a script.
 """
 

@@ -103,7 +103,7 @@ def fetch(
     thread; the asyncio model runs in a worker thread if an event loop is already
     running in this one. Twisted models run on ``reactor`` (default: the global one):
 
-    * running in another thread (crochet, as in the notebooks): the download runs there
+    * running in another thread (as the notebook runtime runs it): the download runs there
       and this thread waits, at most ``timeout`` plus a few seconds;
     * not running at all (the one-shot CLI): the reactor runs in this thread until the
       downloads are over, then stops. A reactor cannot be restarted, so this works
@@ -192,7 +192,7 @@ def _fetch_twisted(
     except ReactorNotRestartable:
         raise RuntimeError(
             "the Twisted reactor has already run and stopped in this process and cannot "
-            "restart; run it in a background thread instead (crochet, as the notebooks do)"
+            "restart; run it in a background thread instead (as the notebook runtime does)"
         )
     if not outcome:
         raise RuntimeError("the reactor stopped before the downloads were over (interrupted?)")

@@ -297,7 +297,7 @@ def check_client_tests(case: type[trial_unittest.SynchronousTestCase]) -> str:
             "use SynchronousTestCase in a notebook",
             expected="a subclass of SynchronousTestCase",
             got="a subclass of trial's asynchronous TestCase",
-            hint="the asynchronous TestCase runs the reactor itself, and here crochet runs "
+            hint="the asynchronous TestCase runs the reactor itself, and here the runtime runs "
             "it already; with StringTransport and successResultOf you need no reactor.",
         )
     tested = getattr(case, "protocol_class", None)

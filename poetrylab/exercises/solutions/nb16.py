@@ -127,7 +127,7 @@ class TestsSomethingElse(PoetryProtocolTests):
 
 
 class AsyncCase(unittest.TestCase):
-    """Wrong: trial's asynchronous TestCase would run the reactor crochet already runs."""
+    """Wrong: trial's asynchronous TestCase would run the reactor the runtime already runs."""
 
     protocol_class = PoetryProtocol
 
