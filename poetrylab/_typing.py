@@ -20,6 +20,7 @@ from twisted.internet.protocol import ClientFactory, Factory
 
 __all__ = [
     "ReactorCore",
+    "ReactorFDSet",
     "ReactorTCP",
     "ReactorThreads",
     "ReactorTime",
@@ -90,3 +91,15 @@ class ReactorCore(Protocol):
 
 class RuntimeReactor(ReactorCore, ReactorThreads, ReactorTime, ReactorTCP, Protocol):
     """The reactor the notebook runtime runs in its thread: core, threads, time and TCP."""
+
+
+class ReactorFDSet(Protocol):
+    """What ``IReactorFDSet`` offers: watch a file descriptor for reading or writing."""
+
+    def addReader(self, reader: Any) -> None: ...
+
+    def addWriter(self, writer: Any) -> None: ...
+
+    def removeReader(self, reader: Any) -> None: ...
+
+    def removeWriter(self, writer: Any) -> None: ...
