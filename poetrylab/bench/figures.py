@@ -29,10 +29,10 @@ never carry the meaning alone: markers, labels and positions carry it too.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import matplotlib as mpl
 from matplotlib.axes import Axes
@@ -304,12 +304,13 @@ def _groups(results: BenchResults, value: str) -> dict[str, dict[int, list[float
     out: dict[str, dict[int, list[float]]] = {c: {} for c in results["parameters"]["clients"]}
     for run in good_runs(results["runs"]):
         n = run["n_servers"]
+        got: object
         if value == "cpu_per_connection":
             got = run["cpu_s"] / n if run["cpu_s"] is not None else None
         elif value == "time_per_connection":
             got = run["elapsed_s"] / n if run["elapsed_s"] is not None else None
         else:
-            got = run.get(value)  # type: ignore[assignment]  # any numeric field of a run
+            got = cast(Mapping[str, object], run).get(value)  # any numeric field of a run
         if isinstance(got, int | float):
             out.setdefault(run["client"], {}).setdefault(n, []).append(float(got))
     return out
