@@ -27,11 +27,14 @@ $(STAMP): $(LOCK) pyproject.toml
 lab: $(STAMP)
 	$(VENV)/bin/poetrylab lab
 
-# The checks `make test` and `make test-latest` run, in the environment $(1).
+# The checks `make test` and `make test-latest` run, in the environment $(1). The
+# notebooks run even when a test failed, so one run reports every failure.
 define run-tests
 	$(1)/bin/ruff check poetrylab tests twisted scripts notebooks/conftest.py docs/site
-	$(1)/bin/python -m pytest tests
-	$(1)/bin/python -m pytest --nbval notebooks $(SANITIZE)
+	status=0; \
+	$(1)/bin/python -m pytest tests || status=$$?; \
+	$(1)/bin/python -m pytest --nbval notebooks $(SANITIZE) || status=$$?; \
+	exit $$status
 endef
 
 ## test: lint, unit + integration tests, the site, and every notebook under nbval (strict)

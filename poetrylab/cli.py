@@ -371,8 +371,8 @@ usage: poetrylab lab [JUPYTERLAB OPTIONS]
 
 Start JupyterLab for the course: the notebooks/ folder of this checkout, opened on
 00-welcome.ipynb, with JupyterLab's news pop-up and update check turned off. Every
-option is JupyterLab's own and is passed on to it unchanged, after the course's
-defaults, so yours win:
+option is JupyterLab's own and is passed on to it unchanged; one you give replaces the
+course's default for it:
 
   poetrylab lab --port 8899            serve on port 8899
   poetrylab lab --no-browser           do not open a browser
@@ -399,15 +399,29 @@ def _run_lab(args: argparse.Namespace) -> NoReturn:
     if {"-h", "--help", "--help-all"} & set(jupyter_args):
         print(LAB_HELP, flush=True)
         os.execv(sys.executable, [*argv, *jupyter_args])
-    argv += LAB_DEFAULTS
+    defaults = list(LAB_DEFAULTS)
     if notebooks.is_dir():
-        argv += [
+        defaults += [
             f"--ServerApp.root_dir={notebooks}",
             "--LabApp.default_url=/lab/tree/00-welcome.ipynb",
         ]
     if os.geteuid() == 0:  # CI machines and containers run as root; Jupyter refuses it otherwise
-        argv.append("--allow-root")
-    os.execv(sys.executable, [*argv, *jupyter_args])
+        defaults.append("--allow-root")
+    os.execv(sys.executable, [*argv, *_unless_given(defaults, jupyter_args), *jupyter_args])
+
+
+# Options that set the same thing as a course default under another name.
+_ALIASES = {"--ServerApp.root_dir": {"--notebook-dir", "--ServerApp.notebook_dir"}}
+
+
+def _unless_given(defaults: list[str], jupyter_args: list[str]) -> list[str]:
+    """The course defaults whose option the learner did not give (JupyterLab refuses twice)."""
+    given = {arg.split("=", 1)[0] for arg in jupyter_args if arg.startswith("--")}
+    return [
+        option
+        for option in defaults
+        if not ({option.split("=", 1)[0]} | _ALIASES.get(option.split("=", 1)[0], set())) & given
+    ]
 
 
 COMMANDS: dict[str, Command] = {

@@ -1,4 +1,4 @@
-"""End to end in a real browser: JupyterLab serves notebook 00, headless Chromium runs it.
+"""End to end in a real browser: `poetrylab lab` serves notebook 00, headless Chromium runs it.
 
 Runs when Debian's ``chromium`` is installed (``.ci/run`` installs it) and is skipped,
 saying why, when it is not. The notebook runs in a temporary copy of ``notebooks/`` so the
@@ -52,11 +52,13 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> str:
         os.environ, JUPYTER_CONFIG_DIR=str(root / "config"), JUPYTER_RUNTIME_DIR=str(root / "rt")
     )
     log = (root / "lab.log").open("w")  # closed when the lab stops
+    # The course's own command (no news pop-up over the page), with the notebooks copied.
     proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
-            "jupyterlab",
+            "poetrylab",
+            "lab",
             "--no-browser",
             f"--ServerApp.port={port}",
             "--ServerApp.ip=127.0.0.1",
@@ -64,7 +66,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> str:
             f"--ServerApp.root_dir={root / 'notebooks'}",
             "--LabApp.expose_app_in_browser=True",
             "--ServerApp.port_retries=50",
-            *(["--allow-root"] if os.geteuid() == 0 else []),
         ],
         stdout=subprocess.DEVNULL,
         stderr=log,
