@@ -68,12 +68,12 @@ def test_a_raising_callback_crosses_to_the_errback_that_recovers() -> None:
           stage 0 added: double | (passthru)
           stage 1 added: too_big | (passthru)
           stage 2 added: (passthru) | recover
-          stage 3 added: upper | (passthru)
+          stage 3 added: str.upper | (passthru)
           fired: callback(3)
           stage 0 callback double: got 3, returned 6
           stage 1 callback too_big: got 6, raised ValueError: 6 is too big
           stage 2 errback recover: got Failure(ValueError: 6 is too big), returned 'recovered'
-          stage 3 callback upper: got 'recovered', returned 'RECOVERED'
+          stage 3 callback str.upper: got 'recovered', returned 'RECOVERED'
           result: 'RECOVERED'
     """)
     runs = [e for e in t.snapshot().events if e.kind == "stage_ran"]
@@ -243,13 +243,16 @@ def test_deferred_list_with_consume_errors_records_each_member_contribution() ->
     info = t.snapshot().deferred(3)
     assert info.kind == "DeferredList" and info.members == [1, 2]
     assert info.made_by == "DeferredList([d1, d2], consumeErrors=True)"
-    gave = [(e.slot, e.outcome, e.value.describe()) for e in t.snapshot().events_for(3)
-            if e.kind == "member_result" and e.value]  # fmt: skip
+    gave = [
+        (e.slot, e.outcome, e.value.describe())
+        for e in t.snapshot().events_for(3)
+        if e.kind == "member_result" and e.value
+    ]
     assert gave == [(0, "success", "1"), (1, "failure", "Failure(ValueError: 9 is too big)")]
     assert after == [None]  # consumeErrors: later callbacks on the member see None
     assert t.path(second)[-2:] == [
         ("errback", "→ d3[1]", "returned"),
-        ("callback", "append", "returned"),
+        ("callback", "list.append", "returned"),
     ]
     assert both.called
 
@@ -318,11 +321,11 @@ def test_cancel_with_a_canceller_records_that_the_canceller_fired_it() -> None:
         d.cancel()
     assert t.text() == story("""
         d1 = Deferred(stop)
-          stage 0 added: upper | (passthru)
+          stage 0 added: str.upper | (passthru)
           cancel() called
           canceller stop called
           fired by cancel(): callback('stopped') from its canceller
-          stage 0 callback upper: got 'stopped', returned 'STOPPED'
+          stage 0 callback str.upper: got 'stopped', returned 'STOPPED'
           result: 'STOPPED'
     """)
     assert t.snapshot().deferred(1).canceller == "stop"
@@ -338,8 +341,11 @@ def test_cancelling_an_outer_deferred_cancels_the_inner_it_waits_on() -> None:
         outer.callback(None)
         outer.cancel()
     assert stopped == [inner]
-    cancels = [(e.deferred, e.outcome, e.other, e.detail) for e in t.snapshot().events
-               if e.kind == "cancel"]  # fmt: skip
+    cancels = [
+        (e.deferred, e.outcome, e.other, e.detail)
+        for e in t.snapshot().events
+        if e.kind == "cancel"
+    ]
     # outer (d2) is cancelled by the user while waiting; it cancels inner (d1)
     assert cancels == [(2, "user", None, "waiting"), (1, "deferred", 2, "pending")]
     assert t.path(outer) == [("callback", "lambda", "returned"), ("errback", "lambda", "returned")]
@@ -455,8 +461,7 @@ def test_cancelling_an_inline_callbacks_deferred_cancels_what_it_waits_on() -> N
         d = wait_forever()
         d.addErrback(lambda f: f.type.__name__)
         d.cancel()
-    cancels = [(e.deferred, e.outcome, e.other) for e in t.snapshot().events
-               if e.kind == "cancel"]  # fmt: skip
+    cancels = [(e.deferred, e.outcome, e.other) for e in t.snapshot().events if e.kind == "cancel"]
     # the generator's Deferred (d1) is cancelled; it cancels what it waits on (d2)
     assert cancels == [(1, "user", None), (2, "deferred", 1)]
     assert t.snapshot().deferred(2).origin == "awaited"

@@ -26,33 +26,38 @@ class BrokenStrError(Exception):
 
 
 def test_a_value_whose_repr_raises_is_summarised_without_raising() -> None:
-    kind, type_name, text, _ = summarize(BrokenRepr())
-    assert (kind, type_name) == ("value", "BrokenRepr")
-    assert "BrokenRepr" in text
+    value = summarize(BrokenRepr())
+    assert (value.kind, value.type) == ("value", "BrokenRepr")
+    assert "BrokenRepr" in value.text
 
 
 def test_an_exception_whose_str_raises_is_summarised_without_raising() -> None:
-    assert summarize_exception(BrokenStrError()) == (
-        "failure",
-        "BrokenStrError",
-        "(str() raised)",
-        None,
+    assert summarize_exception(BrokenStrError()) == Value(
+        "failure", "BrokenStrError", "(str() raised)"
     )
 
 
-def test_summaries_are_bounded_for_huge_values() -> None:
+def test_summaries_are_bounded_and_cut_in_the_middle_for_huge_values() -> None:
     for value in ("x" * 10_000, list(range(10_000)), 10**5000, {i: i for i in range(1000)}):
-        assert len(summarize(value)[2]) <= MAX_TEXT
+        summary = summarize(value)
+        assert len(summary.text) <= MAX_TEXT and summary.cut, value.__class__
+    poem = summarize("Tyger " * 100 + "the end")
+    assert poem.text.startswith("'Tyger") and poem.text.endswith("the end'") and "…" in poem.text
+
+
+def test_a_short_value_is_whole_and_not_cut() -> None:
+    assert summarize("tyger") == Value("value", "str", "'tyger'")
+    assert summarize(None).text == "None" and not summarize([1, 2]).cut
 
 
 def test_a_self_containing_list_is_summarised() -> None:
     loop: list[Any] = [1]
     loop.append(loop)
-    assert summarize(loop)[2].startswith("[1, [")
+    assert summarize(loop).text.startswith("[1, [")
 
 
 def test_a_failure_is_summarised_as_its_exception_type_and_message() -> None:
-    assert summarize(Failure(KeyError("poem"))) == ("failure", "KeyError", "'poem'", None)
+    assert summarize(Failure(KeyError("poem"))) == Value("failure", "KeyError", "'poem'")
 
 
 def test_weird_values_flow_through_a_traced_chain() -> None:

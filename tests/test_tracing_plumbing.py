@@ -24,8 +24,11 @@ from poetrylab.tracing import Tracer, trace
 
 
 def drawn_text(drawing: Any) -> list[str]:
-    """Every label the diagram draws, as drawn."""
-    return [t.get_text() for t in drawing.figure.findobj(Text) if t.get_text()]
+    """Every label the diagram draws, as drawn (checked against the painted figure)."""
+    texts = drawing.layout.texts()
+    painted = {t.get_text() for t in drawing.figure.findobj(Text) if t.get_text()}
+    assert set(texts) <= painted
+    return texts
 
 
 def hand_over(result: Any) -> None:
@@ -53,7 +56,7 @@ def test_a_runtime_stage_is_plumbing_and_the_result_is_what_the_chain_produced()
     assert [s.role for s in info.stages] == ["user", "user", "runtime"]
     assert t.path(d) == [
         ("callback", "first_line", "returned"),
-        ("callback", "upper", "returned"),
+        ("callback", "str.upper", "returned"),
     ]
     final = trace_.final(1)
     assert final.to_notebook and final.value is not None
@@ -77,7 +80,7 @@ def test_a_failure_handed_to_the_runtime_is_not_called_recovered() -> None:
         d.callback("")
     labels = drawn_text(t.diagram())
     assert not any("recovered" in label for label in labels)
-    assert any(label.startswith("failed: IndexError") for label in labels)
+    assert any(label.startswith("failed: ✗ IndexError") for label in labels)
     assert "↳ handed to the notebook, raised in the cell" in labels
     assert t.snapshot().final(1).value.is_failure  # type: ignore[union-attr]
 
@@ -126,7 +129,12 @@ def test_a_watched_deferred_with_earlier_stages_records_what_came_out_of_them() 
         protocol.finished.callback("Tyger Tyger\nburning bright")
     trace_ = t.snapshot()
     assert trace_.deferred("get_poem").untraced
-    fired = [e for e in trace_.events if e.kind == "fired"]
+    # the earlier stage returned the protocol's Deferred: the chain waited on it, unseen
+    assert [e.kind for e in trace_.events_for("get_poem") if e.kind in ("paused", "resumed")] == [
+        "paused",
+        "resumed",
+    ]
+    fired = [e for e in trace_.events_for("get_poem") if e.kind == "fired"]
     assert len(fired) == 1
     assert fired[0].outcome == "untraced"
     assert fired[0].value is not None and fired[0].value.text == "'Tyger Tyger\\nburning bright'"
@@ -135,7 +143,9 @@ def test_a_watched_deferred_with_earlier_stages_records_what_came_out_of_them() 
     assert ran.value == fired[0].value
     assert "earlier stages (not traced) passed on 'Tyger Tyger\\nburning bright'" in t.text()
     labels = drawn_text(t.diagram())
-    assert "(earlier stages not traced)" in labels
+    assert "(earlier stages not traced)" in labels or any(
+        label.startswith("(earlier stages not traced)") for label in labels
+    )
     assert any(label.startswith("'Tyger Tyger") for label in labels)  # into first_line
     assert not any("Protocol" in label for label in labels)
 
@@ -202,7 +212,7 @@ def test_succeed_fail_and_maybe_deferred_are_all_already_fired() -> None:
     labels = drawn_text(t.diagram())
     assert "already fired: callback('x')" in labels
     assert "already fired: errback(KeyError: 'k')" in labels
-    assert any(label.startswith("already fired: errback(ZeroDivisionError") for label in labels)
+    assert any(label.startswith("already fired: errback(ZeroDiv") for label in labels)
     assert not any(label.startswith("errback(") for label in labels)
 
 
@@ -231,7 +241,7 @@ def test_race_is_linked_to_its_members_and_the_winner_cancels_the_others() -> No
     assert trace_.final("first").value.text == "(1, 'Hope')"  # type: ignore[union-attr]
     drawing = t.diagram("first")
     assert drawing.title == "first: race of 3 → (1, 'Hope')"
-    assert drawn_text(drawing).count("cancel() from first") == 2
+    assert drawn_text(drawing).count("⇡ cancelled by first") == 2
 
 
 def test_cancelling_a_race_cancels_every_member_by_the_race() -> None:

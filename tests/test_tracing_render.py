@@ -1,22 +1,27 @@
-"""Every view renders, deterministic where it should be, and changes with the path."""
+"""What a notebook shows of a trace: a PNG at twice its display size, and as text/plain the
+trace's own words; the painted picture holds every word of the layout, inside it; the
+timeline and the widget keep the same conventions; colour-blind learners lose nothing."""
 
 from __future__ import annotations
 
+import base64
 import re
-import time
 import warnings
 from typing import Any
 
 import pytest
+from matplotlib.colors import to_rgb
 from matplotlib.text import Text
-from twisted.internet.defer import Deferred, DeferredList, gatherResults, race
+from twisted.internet.defer import Deferred
 
+from poetrylab.pictures import Picture, png_size
 from poetrylab.tracing import Trace, simulate, trace
-from poetrylab.tracing._style import COLORS, safe_text
-from poetrylab.tracing.diagram import _Canvas, _fits, _legend
+from poetrylab.tracing._style import COLORS, DISPLAY_WIDTH, safe_text
 from poetrylab.tracing.examples import EXAMPLES
+from poetrylab.tracing.render_text import SHORT_LINES
+from poetrylab.tracing.views import Views
 
-PNG = b"\x89PNG\r\n\x1a\n"
+ADDRESS = re.compile(r"0x[0-9a-f]{4,}")
 
 
 @pytest.fixture(scope="module")
@@ -24,106 +29,102 @@ def examples() -> dict[str, Trace]:
     return {name: make() for name, make in EXAMPLES.items()}
 
 
+def bundle(obj: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    data, meta = obj._repr_mimebundle_()
+    return data, meta
+
+
 @pytest.mark.parametrize("name", sorted(EXAMPLES))
-def test_every_example_draws_a_diagram_and_a_timeline(
+def test_a_trace_shows_as_a_png_at_twice_its_size_with_its_text(
     examples: dict[str, Trace], name: str
 ) -> None:
     t = examples[name]
-    assert t.diagram().png().startswith(PNG)
-    assert _text_outside_figure(t.diagram()) == []
-    assert t.timeline().png().startswith(PNG)
-    assert t.timeline(by="thread").png().startswith(PNG)
-    assert "<svg" in t._repr_svg_()
+    data, meta = bundle(t)
+    assert set(data) == {"image/png", "text/plain"}  # no SVG, never an object repr
+    width, height = png_size(base64.b64decode(data["image/png"]))
+    shown = meta["image/png"]
+    assert (width, height) == (2 * shown["width"], 2 * shown["height"])
+    assert shown["width"] <= DISPLAY_WIDTH
+    assert data["text/plain"] == t.text()
+    assert not ADDRESS.search(data["text/plain"])
 
 
-def test_the_diagram_changes_when_the_path_changes() -> None:
-    ok = simulate("double, recover", fire="callback")
-    failed = simulate("double, recover", fire="errback")
-    assert ok.path() != failed.path()
-    assert ok.diagram().png() != failed.diagram().png()
-    assert ok.timeline().png() != failed.timeline().png()
+def test_a_tracer_shows_the_same_as_its_trace() -> None:
+    with trace() as t:
+        d: Deferred[Any] = Deferred()
+        d.addCallback(str)
+        d.callback(1)
+    assert isinstance(t, Views)
+    assert bundle(t)[0]["text/plain"] == bundle(t.snapshot())[0]["text/plain"] == t.text()
 
 
-def test_the_same_trace_gives_the_same_svg() -> None:
-    t = simulate("return 1, raise ValueError, recover")
-    assert t.diagram().svg() == t.diagram().svg()
-    assert "Date" not in t.diagram().svg()
+def test_the_text_is_the_same_on_every_run() -> None:
+    first = bundle(EXAMPLES["coroutine_failing_await"]())[0]["text/plain"]
+    assert bundle(EXAMPLES["coroutine_failing_await"]())[0]["text/plain"] == first
 
 
-def test_highlighting_a_step_changes_the_picture(examples: dict[str, Trace]) -> None:
-    t = examples["raise_and_recover"]
-    ran = [e for e in t.events if e.kind == "stage_ran"]
-    plain = t.diagram(upto=ran[1].seq).png()
-    lit = t.diagram(upto=ran[1].seq, highlight=ran[1].seq).png()
-    assert plain != lit
-    assert t.timeline(highlight=ran[1].seq).png() != t.timeline().png()
+def test_a_long_trace_shows_a_faithful_short_form_of_its_text() -> None:
+    with trace() as t:
+        d: Deferred[Any] = Deferred()
+        for _ in range(60):
+            d.addCallback(lambda x: x + 1)
+        d.callback(0)
+    shown = bundle(t)[0]["text/plain"].splitlines()
+    assert len(shown) <= SHORT_LINES + 1
+    assert shown[0] == "d1 = Deferred()"
+    assert "  fired: callback(0)" in shown
+    assert "  stage 0 callback lambda: got 0, returned 1" in shown
+    assert any(line.strip().startswith("… and 58 more like this") for line in shown)
+    assert "  stage 59 callback lambda: got 59, returned 60" in shown
+    assert "  result: 60" in shown
+    assert shown[-1] == "(60 'stage added' lines left out; print(t.text()) shows every line)"
 
 
-def test_a_single_deferred_can_be_drawn_alone(examples: dict[str, Trace]) -> None:
+def test_the_diagram_of_one_deferred_tells_only_its_story(examples: dict[str, Trace]) -> None:
     t = examples["deferred_list"]
-    assert t.diagram("d1").png() != t.diagram().png()
+    text = bundle(t.diagram("d1"))[0]["text/plain"]
+    assert text.startswith("d1 = Deferred()") and "d2 = " not in text
+
+
+def test_the_painted_picture_holds_every_word_of_its_layout_inside_it(
+    examples: dict[str, Trace],
+) -> None:
+    for name in ("raise_and_recover", "deferred_list", "cancel_waiting_outer", "inline_callbacks"):
+        picture = examples[name].diagram()
+        figure = picture.figure
+        drawn = {safe_text(t.get_text()) for t in figure.findobj(Text) if t.get_text()}
+        assert {safe_text(text) for text in picture.layout.texts()} <= drawn, name
+        renderer = figure.canvas.get_renderer()
+        for text in figure.findobj(Text):
+            if text.get_text():
+                box = text.get_window_extent(renderer)
+                assert box.x0 >= 0 and box.x1 <= figure.bbox.width + 0.5, (name, text.get_text())
+                assert box.y0 >= 0 and box.y1 <= figure.bbox.height + 0.5, (name, text.get_text())
 
 
 def test_save_writes_png_and_svg_and_refuses_other_suffixes(tmp_path: Any) -> None:
     t = simulate("double")
-    assert t.save(tmp_path / "chain.png").read_bytes().startswith(PNG)
+    png = t.save(tmp_path / "chain.png").read_bytes()
+    assert png_size(png)[0] == 2 * t.diagram().size[0]
     assert "<svg" in t.save(tmp_path / "chain.svg").read_text()
     assert "<svg" in t.save(tmp_path / "line.svg", view="timeline").read_text()
     with pytest.raises(ValueError):
         t.save(tmp_path / "chain.gif")
-
-
-def test_a_long_chain_is_drawn_with_its_middle_elided_and_quickly() -> None:
-    with trace() as t:
-        d: Deferred[Any] = Deferred()
-        for _ in range(500):
-            d.addCallback(lambda x: x + 1)
-        d.callback(0)
-    start = time.process_time()
-    figure = t.diagram().figure
-    assert figure.get_size_inches()[1] < 60
-    assert t.diagram().png().startswith(PNG)
-    assert time.process_time() - start < 10
-
-
-def test_an_empty_trace_still_draws() -> None:
-    with trace() as t:
-        pass
-    assert t.diagram().png().startswith(PNG)
-    assert t.timeline().png().startswith(PNG)
-    assert t.text() == ""
-
-
-def test_text_views(examples: dict[str, Trace]) -> None:
-    t = examples["inner_deferred"]
-    assert t.text().splitlines()[0] == "d1 = Deferred()"
-    events = t.text(view="events").splitlines()
-    assert len(events) == len(t.events)
-    assert all(line.startswith(("d1  ", "d2  ")) for line in events)
-    assert t.text(threads=True).splitlines()[1].startswith("  [MainThread] ")
     with pytest.raises(ValueError):
-        t.text(view="nope")
+        t.save(tmp_path / "chain.png", view="pie")
 
 
-def test_text_is_the_same_on_every_run() -> None:
-    assert (
-        EXAMPLES["coroutine_failing_await"]().text() == EXAMPLES["coroutine_failing_await"]().text()
-    )
-
-
-def _text_outside_figure(drawing: Any) -> list[str]:
-    """Labels that do not lie wholly inside the picture."""
-    figure = drawing.figure
-    renderer = figure.canvas.get_renderer()
-    width, height = figure.bbox.width, figure.bbox.height
-    out = []
-    for text in figure.findobj(Text):
-        if not text.get_text() or not text.get_visible():
-            continue
-        box = text.get_window_extent(renderer)
-        if box.x0 < 0 or box.y0 < 0 or box.x1 > width + 0.5 or box.y1 > height + 0.5:
-            out.append(text.get_text())
-    return out
+def test_the_timeline_is_a_picture_with_words(examples: dict[str, Trace]) -> None:
+    t = examples["inline_callbacks"]
+    for by in ("deferred", "thread"):
+        picture = t.timeline(by=by)
+        assert isinstance(picture, Picture)
+        data, meta = bundle(picture)
+        assert set(data) == {"image/png", "text/plain"}
+        assert data["text/plain"].startswith("Timeline: what happened when, one lane per")
+        assert t.text().splitlines()[0] in data["text/plain"]
+    with pytest.raises(ValueError):
+        t.timeline(by="colour")
 
 
 def test_japanese_text_draws_without_missing_glyph_warnings() -> None:
@@ -131,101 +132,71 @@ def test_japanese_text_draws_without_missing_glyph_warnings() -> None:
         d: Deferred[Any] = Deferred()
         t.label(d, "古池")
         d.addCallback(lambda poem: poem.splitlines()[0])
-        d.addCallback(str.upper)
         d.callback("古池や蛙飛び込む水の音\nfuruike ya")
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a missing glyph is a UserWarning
-        assert t.diagram().png().startswith(PNG)
-        assert t.timeline().png().startswith(PNG)
-        assert "<svg" in t.diagram().svg()
-    labels = [x.get_text() for x in t.diagram().figure.findobj(Text)]
-    assert any("\\u53e4\\u6c60" in label for label in labels)  # 古池, escaped
+        picture = t.diagram()
+        picture.png()
+        t.timeline().png()
+    assert any("\\u53e4\\u6c60" in text for text in picture.layout.texts())  # 古池, escaped
 
 
 def test_safe_text_escapes_only_what_the_font_cannot_draw() -> None:
     assert safe_text("plain ascii") == "plain ascii"
-    assert safe_text("Wandrers Nachtlied: Über allen Gipfeln → ✓") == (
-        "Wandrers Nachtlied: Über allen Gipfeln → ✓"
-    )
+    assert safe_text("Über allen Gipfeln → ✓ ✗ ‖ ⋮ ◷") == "Über allen Gipfeln → ✓ ✗ ‖ ⋮ ◷"
     assert safe_text("古池や") == "\\u53e4\\u6c60\\u3084"
     assert safe_text("emoji 🌸") == "emoji \\U0001f338"
 
 
-def test_a_fallback_font_that_covers_a_character_is_used_instead_of_an_escape(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from matplotlib import font_manager
-    from matplotlib.ft2font import FT2Font
-
-    from poetrylab.tracing import _style
-
-    def charmap(family: str) -> set[int]:
-        path = font_manager.findfont(
-            font_manager.FontProperties(family=family), fallback_to_default=False
-        )
-        return set(FT2Font(path).get_charmap())
-
-    only_stix = sorted(charmap("STIXGeneral") - charmap("DejaVu Sans"))
-    assert only_stix, "STIXGeneral (bundled with matplotlib) covers a few extra characters"
-    char = chr(only_stix[0])
-    monkeypatch.setattr(_style, "FALLBACK_FAMILIES", ("No Such Font", "STIXGeneral"))
-    _style.font_family.cache_clear()
-    _style._coverage.cache_clear()
-    try:
-        assert _style.font_family() == ("DejaVu Sans", "STIXGeneral")
-        assert safe_text(char) == char
-    finally:
-        monkeypatch.undo()
-        _style.font_family.cache_clear()
-        _style._coverage.cache_clear()
-    assert safe_text(char) != char
+# -- colour-vision deficiency ------------------------------------------------------------------
+# Machado, Oliveira & Fernandes (2009), severity 1.0, on linear RGB
+CVD = {
+    "protanopia": (
+        (0.152286, 1.052583, -0.204868),
+        (0.114503, 0.786281, 0.099216),
+        (-0.003882, -0.048116, 1.051998),
+    ),
+    "deuteranopia": (
+        (0.367322, 0.860646, -0.227968),
+        (0.280085, 0.672501, 0.047413),
+        (-0.011820, 0.042940, 0.968881),
+    ),
+}
 
 
-def test_fitting_a_label_never_cuts_an_escape_in_half() -> None:
-    fitted = _fits("result '古池や蛙飛び込む水の音'", 2.6, 15, True)
-    assert fitted.startswith("result '\\u53e4")
-    assert fitted.endswith("…")
-    assert re.search(r"\\u[0-9a-f]{0,3}…$", fitted) is None
+def _linear(c: float) -> float:
+    return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
 
 
-@pytest.mark.parametrize("kind", ["DeferredList", "gatherResults", "race"])
-def test_every_label_of_a_list_diagram_is_inside_the_picture(kind: str) -> None:
-    with trace() as t:
-        members: list[Deferred[str]] = [Deferred() for _ in range(3)]
-        if kind == "DeferredList":
-            joined: Deferred[Any] = DeferredList(members, consumeErrors=True)
-        elif kind == "gatherResults":
-            joined = gatherResults(members, consumeErrors=True)
-        else:
-            joined = race(members)
-        joined.addBoth(lambda result: None)
-        for d in members:
-            d.callback("Hope is the thing with feathers that perches in the soul")
-    drawing = t.diagram(t.id_of(joined))
-    assert _text_outside_figure(drawing) == []
+def seen_as(color: str, deficiency: str) -> tuple[float, float, float]:
+    rgb = [_linear(c) for c in to_rgb(color)]
+    m = CVD[deficiency]
+    return tuple(min(1.0, max(0.0, sum(m[i][j] * rgb[j] for j in range(3)))) for i in range(3))  # type: ignore[return-value]
 
 
-def test_a_long_subtitle_wraps_instead_of_being_cut() -> None:
-    t = simulate(
-        "add 1, recover 0, raise ValueError, double, recover 10, add 1, double",
-        fire="callback(1)",
-        predict="c c c c c c c",
-    )
-    drawing = t.diagram()
-    labels = [x.get_text() for x in drawing.figure.findobj(Text)]
-    assert "you predicted C C C C C C C, it went C C C E E C C: not quite ✗" in labels
-    assert any(label.endswith("stage 4: recover 10 recovered → callbacks") for label in labels)
-    assert not any(label.endswith("…") for label in labels if "stage 2:" in label)
-    assert _text_outside_figure(drawing) == []
+def luminance(rgb: tuple[float, float, float]) -> float:
+    return 0.2126 * rgb[0] + 0.7152 * rgb[1] + 0.0722 * rgb[2]
 
 
-def test_the_legend_did_not_run_swatch_is_a_cell_of_each_column_not_a_pill() -> None:
-    cv = _Canvas()
-    _legend(cv, 0.0, 0.0)
-    boxes = [op for op in cv.ops if op.kind == "box"]
-    texts = [op.args[2] for op in cv.ops if op.kind == "text"]
-    assert texts == ["callback ran", "errback ran", "did not run", "pass-through"]
-    assert all(op.style["radius"] < 0.08 for op in boxes)  # pills are 0.25, cells 0.08
-    faces = [op.style["face"] for op in boxes]
-    assert COLORS["callback_pale"] in faces and COLORS["errback_pale"] in faces
-    assert len(boxes) == 5
+def contrast(a: str, b: str, deficiency: str) -> float:
+    la, lb = luminance(seen_as(a, deficiency)), luminance(seen_as(b, deficiency))
+    return (max(la, lb) + 0.05) / (min(la, lb) + 0.05)
+
+
+@pytest.mark.parametrize("deficiency", sorted(CVD))
+def test_ran_and_did_not_run_stay_apart_for_colour_blind_learners(deficiency: str) -> None:
+    for side in ("callback", "errback"):
+        # a filled cell against a pale one: apart by lightness, whatever the hue
+        assert contrast(COLORS[side], COLORS[side + "_pale"], deficiency) > 3.0
+        # white words on a filled cell stay readable
+        assert contrast(COLORS[side], "#ffffff", deficiency) > 4.5
+
+
+def test_where_green_and_red_look_alike_position_and_words_tell_them_apart() -> None:
+    # under deuteranopia the two fills are close in lightness: so the picture never relies
+    # on them alone (the layout tests check columns, headers and the ✗ on Failures)
+    assert contrast(COLORS["callback"], COLORS["errback"], "deuteranopia") < 1.6
+    drawn = simulate("raise KeyError, recover", fire="callback(1)").diagram().layout
+    headers = {label.text for label in drawn.labels if label.kind == "header"}
+    assert headers == {"callbacks ↓", "↓ errbacks"}
+    assert any(a.label.startswith("✗ KeyError") for a in drawn.arrows)

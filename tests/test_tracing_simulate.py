@@ -37,8 +37,11 @@ def test_a_wrong_prediction_is_recorded_as_wrong() -> None:
 def test_errback_firing_forms() -> None:
     fired = [e for e in simulate("recover", fire="errback").events if e.kind == "fired"][0]
     assert fired.value is not None and fired.value.type == "ValueError"
-    fired = [e for e in simulate("recover", fire="errback", value=KeyError("k")).events
-             if e.kind == "fired"][0]  # fmt: skip
+    fired = [
+        e
+        for e in simulate("recover", fire="errback", value=KeyError("k")).events
+        if e.kind == "fired"
+    ][0]
     assert fired.value is not None and fired.value.type == "KeyError"
     fired = [e for e in simulate("double", fire="callback(21)").events if e.kind == "fired"][0]
     assert fired.value is not None and fired.value.text == "21"

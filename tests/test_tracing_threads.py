@@ -25,17 +25,39 @@ def test_deferreds_fired_in_the_reactor_thread_are_recorded_with_its_name(
     assert t.path(d) == [("callback", "lambda", "returned")]
 
 
-def test_deferreds_created_in_the_reactor_thread_need_all_threads(in_reactor: Any) -> None:
-    def make() -> Deferred[Any]:
-        d: Deferred[Any] = Deferred()
-        d.addCallback(str)
-        d.callback(1)
-        return d
+def make() -> Deferred[Any]:
+    d: Deferred[Any] = Deferred()
+    d.addCallback(str)
+    d.callback(1)
+    return d
+
+
+def test_work_a_traced_block_hands_to_the_reactor_thread_is_traced(in_reactor: Any) -> None:
+    # the runtime runs what a cell hands over in a copy of the cell's context
+    with trace() as t:
+        d = in_reactor(make)
+    assert [i.made_by for i in t.snapshot().deferreds][:1] == ["Deferred()"]
+    assert t.snapshot().deferred(1).thread != "MainThread"
+    assert d == "1"
+
+
+def test_other_work_in_the_reactor_thread_needs_all_threads(reactor: Any) -> None:
+    def made_in_the_reactor() -> list[Deferred[Any]]:
+        made: list[Deferred[Any]] = []
+        done = threading.Event()
+
+        def run() -> None:
+            made.append(make())
+            done.set()
+
+        reactor.callFromThread(run)  # runs in the reactor's own context, not the block's
+        assert done.wait(10), "the reactor thread did not run the call within 10 s"
+        return made
 
     with trace() as mine:
-        in_reactor(make)
+        made_in_the_reactor()
     with trace(all_threads=True) as everyone:
-        in_reactor(make)
+        made_in_the_reactor()
     assert mine.snapshot().deferreds == []
     assert [i.made_by for i in everyone.snapshot().deferreds][:1] == ["Deferred()"]
 

@@ -1,43 +1,47 @@
-"""Colours, fonts and the :class:`Drawing` wrapper shared by the diagram and the timeline.
+"""Colours, type sizes and text measuring shared by the tracer's pictures (notebooks 04-09).
 
 Pictures are part of the product: green for callbacks and success, red for errbacks and
 failures (the classic Deferred diagrams' colours), grey for Twisted's implicit
-pass-throughs, purple for cancellation, blue for generator/coroutine steps, large fonts
-for a projector. Figures are built with ``matplotlib.figure.Figure`` and the Agg canvas
-directly, never with pyplot's global state, so drawing is safe in any thread that owns the
-figure (draw in the main thread, not in the reactor thread).
+pass-throughs, purple for cancellation, blue for generator and coroutine steps. Colour is
+never the only carrier of meaning: columns, shapes, line styles and words say the same
+(see :mod:`.layout`), and the colours differ in lightness as well as hue, so they stay
+apart for colour-blind learners too.
+
+Sizes are in display pixels: a picture is laid out at :data:`DISPLAY_WIDTH` pixels at
+most, which fits a JupyterLab notebook on a 1280×800 screen (file browser open) and
+fills a 16:9 slide; it is rendered at twice that for high-DPI screens and projectors.
 
 Labels carry learners' data (a Japanese poem, an emoji in a name), and the bundled font
 has no glyph for much of it: matplotlib would draw empty boxes and warn on stderr.
 :func:`safe_text` checks each character against the fonts' own character maps and writes
 any the fonts cannot draw as an escape (``\\u53e4``). If a font covering CJK is installed
 (:data:`FALLBACK_FAMILIES`), it is used as a fallback after DejaVu Sans instead.
+Measuring and fitting text (:func:`text_width`, :func:`fit`) uses the same fonts, so a
+label fitted here fits when painted.
 """
 
 from __future__ import annotations
 
 import functools
-import io
 import re
-from pathlib import Path
-from typing import Any
 
-import matplotlib
 from matplotlib import font_manager
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
 from matplotlib.ft2font import FT2Font
+from matplotlib.textpath import TextToPath
 
 __all__ = [
     "COLORS",
-    "FONT",
-    "Drawing",
-    "save_figure",
-    "figure_svg",
-    "figure_png",
-    "new_figure",
+    "DISPLAY_WIDTH",
+    "ELLIPSIS",
+    "FALLBACK_FAMILIES",
+    "PX",
+    "SLIDE_HEIGHT",
+    "fit",
     "font_family",
     "safe_text",
+    "text_width",
+    "wrap",
 ]
 
 COLORS = {
@@ -52,6 +56,7 @@ COLORS = {
     "cancel": "#6a1b9a",
     "step": "#1565c0",
     "step_pale": "#e3f2fd",
+    "held": "#e65100",
     "highlight": "#ffb300",
     "ink": "#212121",
     "muted": "#616161",
@@ -59,8 +64,18 @@ COLORS = {
     "box_edge": "#9e9e9e",
     "lane": "#455a64",
 }
+"""The palette, by role. Other modules (the services' figures) use it too."""
 
-FONT = {"title": 19, "subtitle": 15, "box_title": 16, "cell": 15, "label": 14, "note": 14}
+DISPLAY_WIDTH = 900
+"""The widest a picture is laid out, in display pixels."""
+
+SLIDE_HEIGHT = DISPLAY_WIDTH * 9 // 16
+"""The height of a 16:9 slide as wide as :data:`DISPLAY_WIDTH`: a one-slide picture's limit."""
+
+PX = {"title": 17, "note": 13, "box_title": 14, "cell": 13, "label": 12, "legend": 12}
+"""Type sizes in display pixels."""
+
+ELLIPSIS = "…"
 
 FALLBACK_FAMILIES = (
     "Noto Sans CJK JP",
@@ -74,7 +89,6 @@ FALLBACK_FAMILIES = (
 )
 """Fonts tried, in order, for characters DejaVu Sans lacks (the first one installed wins)."""
 
-_RC = {"svg.hashsalt": "poetrylab", "svg.fonttype": "path"}
 _KEEP = frozenset("\n")
 
 
@@ -128,81 +142,68 @@ def safe_text(text: str, bold: bool = False, italic: bool = False) -> str:
     return "".join(out)
 
 
-def _rc() -> dict[str, Any]:
-    return {**_RC, "font.family": list(font_family())}
+_TEXT = TextToPath()
 
 
-def new_figure(width: float, height: float) -> Figure:
-    """A Figure of ``width`` x ``height`` inches on an Agg canvas (no pyplot)."""
-    with matplotlib.rc_context(_rc()):
-        figure = Figure(figsize=(width, height), dpi=100)
-    FigureCanvasAgg(figure)
-    return figure
+@functools.cache
+def _props(px: float, bold: bool, italic: bool) -> FontProperties:
+    return FontProperties(
+        family=list(font_family()),
+        size=px * 0.72,  # points at the figures' 100 dpi
+        weight="bold" if bold else "normal",
+        style="italic" if italic else "normal",
+    )
 
 
-def figure_svg(figure: Figure) -> str:
-    """The figure as SVG text, identical from run to run (no date, fixed ids)."""
-    buffer = io.StringIO()
-    with matplotlib.rc_context(_rc()):
-        figure.savefig(buffer, format="svg", metadata={"Date": None})
-    text = buffer.getvalue()
-    return re.sub(r"^<\?xml[^>]*>\s*", "", text)
+@functools.lru_cache(maxsize=8192)
+def text_width(text: str, px: float, bold: bool = False, italic: bool = False) -> float:
+    """How wide ``text`` is drawn at ``px`` display pixels, in display pixels."""
+    if not text:
+        return 0.0
+    drawn = safe_text(text, bold, italic)
+    width, _, _ = _TEXT.get_text_width_height_descent(drawn, _props(px, bold, italic), ismath=False)
+    return float(width) / 0.72
 
 
-def figure_png(figure: Figure, dpi: int = 100) -> bytes:
-    """The figure as PNG bytes."""
-    buffer = io.BytesIO()
-    with matplotlib.rc_context(_rc()):
-        figure.savefig(buffer, format="png", dpi=dpi, metadata={"Software": None})
-    return buffer.getvalue()
+def fit(text: str, width: float, px: float, bold: bool = False, italic: bool = False) -> str:
+    """``text`` as drawn (escaped where the font lacks a glyph), shortened to ``width``
+    display pixels by leaving out its middle: ``'Tyger Tyger, b…of the night;'``.
 
-
-def save_figure(figure: Figure, path: str | Path, dpi: int = 120) -> Path:
-    """Write ``figure`` to ``path`` as PNG or SVG (by its suffix). Returns the path.
-
-    Raises ValueError for any other suffix.
+    The cut is never made inside an escape, and the result ends as the text ends, so a
+    value's closing quote or bracket stays visible. Returns ``"…"`` when nothing else fits.
     """
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix == ".svg":
-        path.write_text(figure_svg(figure), encoding="utf-8")
-    elif suffix == ".png":
-        path.write_bytes(figure_png(figure, dpi=dpi))
-    else:
-        raise ValueError(f"save as .png or .svg, not {suffix or 'no suffix'!r}")
-    return path
+    drawn = safe_text(text, bold, italic)
+    if text_width(drawn, px, bold, italic) <= width:
+        return drawn
+    units = _UNIT.findall(drawn)
+    keep = len(units) - 1
+    while keep > 0:
+        left = (keep + 1) // 2
+        right = keep - left
+        candidate = "".join(units[:left]) + ELLIPSIS + "".join(units[len(units) - right :])
+        if right == 0:
+            candidate = "".join(units[:left]) + ELLIPSIS
+        if text_width(candidate, px, bold, italic) <= width:
+            return candidate
+        keep -= 1 if keep < 16 else max(1, keep // 8)
+    return ELLIPSIS
 
 
-class Drawing:
-    """A rendered picture: shows itself as SVG in a notebook; ``.figure`` is the Figure.
-
-    ``svg()`` and ``png()`` return the bytes/text, ``save(path)`` writes a file.
-    """
-
-    def __init__(self, figure: Figure, title: str = "") -> None:
-        self.figure = figure
-        self.title = title
-
-    def svg(self) -> str:
-        """The picture as SVG text."""
-        return figure_svg(self.figure)
-
-    def png(self, dpi: int = 100) -> bytes:
-        """The picture as PNG bytes."""
-        return figure_png(self.figure, dpi=dpi)
-
-    def save(self, path: str | Path, dpi: int = 120) -> Path:
-        """Write the picture to a ``.png`` or ``.svg`` file; returns the path."""
-        return save_figure(self.figure, path, dpi=dpi)
-
-    def _repr_svg_(self) -> str:
-        return self.svg()
-
-    def __repr__(self) -> str:
-        width, height = self.figure.get_size_inches()
-        return f"<Drawing {self.title!r} {width:.1f}x{height:.1f} in>"
+_UNIT = re.compile(r"\\u[0-9a-f]{4}|\\U[0-9a-f]{8}|.", re.S)
+"""One drawn character: an escape written by :func:`safe_text` counts as one."""
 
 
-def as_figure(picture: Any) -> Figure:
-    """The Figure inside a :class:`Drawing` (or the Figure itself)."""
-    return picture.figure if isinstance(picture, Drawing) else picture
+def wrap(text: str, width: float, px: float, lines: int = 3, bold: bool = False) -> list[str]:
+    """``text`` broken at spaces into at most ``lines`` lines of at most ``width`` pixels;
+    a word too long for a line, or what does not fit in the last line, is shortened
+    (:func:`fit`)."""
+    words = text.split(" ")
+    out: list[str] = []
+    for word in words:
+        if out and text_width(out[-1] + " " + word, px, bold) <= width:
+            out[-1] += " " + word
+        elif len(out) < lines:
+            out.append(word)
+        else:
+            out[-1] += " " + word
+    return [fit(line, width, px, bold) for line in out]

@@ -1,16 +1,20 @@
-"""The trace: plain data saying what really happened to some Deferreds (notebooks 04, 05, 08, 09).
+"""The trace as plain data: what really happened to some Deferreds (notebooks 04, 05, 08, 09).
 
-A :class:`Trace` is what :class:`~poetrylab.tracing.Tracer` records and what every view
-(text, two-column diagram, timeline, step-through widget) draws. It holds no live objects:
-values are summarised when they are seen, so a trace can be saved as JSON, loaded later and
-drawn again without Twisted running.
+A :class:`TraceData` is what :class:`~poetrylab.tracing.Tracer` records. It holds no live
+objects: every value is summarised the moment it is seen (a :class:`Value`), so a trace
+keeps no user object alive, can be saved as JSON, loaded later and drawn again without
+Twisted running. This module imports nothing that draws: the views (text, diagram,
+timeline, step-through, live) are functions over this data, and
+:class:`poetrylab.tracing.Trace` is this data with those views attached.
 
-Schema (``Trace.to_dict()``; ``to_json`` writes exactly this)::
+Schema (``TraceData.to_dict()``; ``to_json`` writes exactly this)::
 
-    {"schema": "poetrylab.trace/1",
+    {"schema": "poetrylab.trace/2",
      "meta": {...free-form, JSON-able...},
      "deferreds": [DeferredInfo, ...],      # in the order they came into scope
      "events": [Event, ...]}                # in the order they happened (by "seq")
+
+Version 1 traces load too (version 2 only added event kinds and the ``notes`` list).
 
 ``DeferredInfo`` -- one Deferred:
     ``id`` (int, 1, 2, ... in order of first sight), ``label`` (``"d1"`` unless named),
@@ -60,13 +64,19 @@ kind                fields used
                     ``outcome`` (``returned``, ``raised`` or ``passed`` for an implicit
                     pass-through), ``result`` (what it returned or raised), ``other`` (the
                     inner Deferred when it returned one), ``duration`` (seconds)
-``paused``          the chain waits on the inner Deferred ``other``
+``paused``          the chain waits on the inner Deferred ``other``; when ``other`` is the
+                    Deferred itself (a stage returned the Deferred it belongs to), it
+                    waits on itself and can never go on (``detail``: ``itself``)
 ``resumed``         the chain goes on with ``value``, the result of ``other``
 ``adopted``         a stage returned ``other`` already fired; its result ``value`` is used
+``held``            someone called ``pause()``: no stage runs until as many ``unpause()``
+                    calls; ``slot`` is how many pauses are now in force
+``released``        ``unpause()`` was called; ``slot``: pauses still in force
 ``cancel``          ``cancel()`` was called; ``outcome``: ``user``, ``deferred`` (by
                     ``other``) or ``timeout``; ``detail``: ``pending``, ``fired`` (no
                     effect) or ``waiting`` (forwarded to the inner Deferred ``other``)
-``canceller``       the canceller ``detail`` was called
+``canceller``       the canceller ``detail`` was called; ``outcome`` ``raised`` and
+                    ``result`` when it raised
 ``timeout_set``     ``addTimeout``: ``detail`` = the timeout in seconds
 ``member_result``   on a list or race: member ``other`` in position ``slot`` gave ``value``;
                     ``outcome`` ``success`` or ``failure``
@@ -74,14 +84,16 @@ kind                fields used
                     ``send`` or ``throw`` (how ``value`` came back into it), ``outcome``
                     ``yielded``, ``returned`` or ``raised`` and ``result`` what came out;
                     ``other``: the Deferred it now waits on
+``not_traced``      something the tracer could not see here; ``detail`` says what
 ==================  ====================================================================
 
 ``Value`` -- a summary of one value: ``kind`` (``value``, ``failure`` or ``deferred``),
 ``type`` (type name; the exception type for a failure), ``text`` (a bounded ``repr``; the
-exception message for a failure) and ``deferred`` (id, for a Deferred).
+exception message for a failure), ``deferred`` (id, for a Deferred) and ``cut`` (true
+when ``text`` is a shortened form of a longer repr or message: the middle was left out).
 
-Everything here is plain data and not thread-safe to mutate; the tracer builds a fresh
-:class:`Trace` each time it is asked.
+Everything here is plain data, not thread-safe to mutate; the tracer builds a fresh
+:class:`TraceData` each time it is asked, sharing the (never mutated) events.
 """
 
 from __future__ import annotations
@@ -90,27 +102,39 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
-from typing import Any
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, TypeVar
 
-__all__ = ["SCHEMA", "Value", "Stage", "DeferredInfo", "Event", "Final", "Trace", "Ref"]
+__all__ = [
+    "SCHEMA",
+    "DeferredInfo",
+    "Event",
+    "Final",
+    "Ref",
+    "Stage",
+    "TraceData",
+    "Value",
+]
 
-SCHEMA = "poetrylab.trace/1"
+SCHEMA = "poetrylab.trace/2"
+_READS = (SCHEMA, "poetrylab.trace/1")
 
 Ref = int | str
 """A Deferred in a trace, named by its id (``1``) or its label (``"d1"``)."""
 
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]+")
+_T = TypeVar("_T", bound="TraceData")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Value:
-    """A value seen in a chain, summarised: never the object itself."""
+    """A value seen in a chain, summarised: never the object itself. Treat as immutable."""
 
     kind: str
     type: str
     text: str
     deferred: int | None = None
+    cut: bool = False
 
     @property
     def is_failure(self) -> bool:
@@ -124,25 +148,68 @@ class Value:
         """
         if self.kind == "failure":
             inner = f"{self.type}: {self.text}" if self.text else self.type
-            return f"Failure({inner})"
+            return f"Failure({_ADDRESS.sub('0x…', inner)})"
         if self.kind == "deferred":
             if self.deferred is not None and label_of and self.deferred in label_of:
                 return label_of[self.deferred]
             return "a Deferred" if self.deferred is None else f"d{self.deferred}"
         return _ADDRESS.sub("0x…", self.text)
 
+    def label(self, label_of: dict[int, str] | None = None) -> str:
+        """Like :meth:`describe`, but a Failure is just ``ValueError: boom``."""
+        text = self.describe(label_of)
+        return text[len("Failure(") : -1] if self.kind == "failure" else text
 
-@dataclass(frozen=True)
-class Stage:
-    """One (callback, errback) pair in a chain."""
 
-    id: int
-    callback: str
-    errback: str
-    callback_implicit: bool = False
-    errback_implicit: bool = False
-    role: str = "user"
-    added_seq: int = 0
+class Stage(tuple):  # type: ignore[type-arg]  # a typed record, stored as a tuple
+    """One (callback, errback) pair in a chain. Immutable.
+
+    Fields, in order: ``id``, ``callback``, ``errback``, ``callback_implicit``,
+    ``errback_implicit``, ``role``, ``added_seq`` (see the module docstring). A tuple
+    underneath, like :class:`Event`, since a long chain has thousands.
+    """
+
+    __slots__ = ()
+    __match_args__ = (
+        "id",
+        "callback",
+        "errback",
+        "callback_implicit",
+        "errback_implicit",
+        "role",
+        "added_seq",
+    )
+
+    def __new__(
+        cls,
+        id: int,
+        callback: str,
+        errback: str,
+        callback_implicit: bool = False,
+        errback_implicit: bool = False,
+        role: str = "user",
+        added_seq: int = 0,
+    ) -> Stage:
+        return tuple.__new__(
+            cls, (id, callback, errback, callback_implicit, errback_implicit, role, added_seq)
+        )
+
+    if TYPE_CHECKING:  # what each field holds, for type checkers
+        id: int
+        callback: str
+        errback: str
+        callback_implicit: bool
+        errback_implicit: bool
+        role: str
+        added_seq: int
+    else:  # fast field access: a C getter for each
+        id = property(itemgetter(0), doc="Stable, in the order stages were added.")
+        callback = property(itemgetter(1), doc="The callback's name.")
+        errback = property(itemgetter(2), doc="The errback's name.")
+        callback_implicit = property(itemgetter(3), doc="True for Twisted's pass-through.")
+        errback_implicit = property(itemgetter(4), doc="True for Twisted's pass-through.")
+        role = property(itemgetter(5), doc="``user``, or the plumbing it is (module docstring).")
+        added_seq = property(itemgetter(6), doc="The seq of its ``stage_added`` event.")
 
     def name(self, side: str) -> str:
         """The name on ``side`` (``"callback"`` or ``"errback"``)."""
@@ -151,6 +218,21 @@ class Stage:
     def implicit(self, side: str) -> bool:
         """True when ``side`` is Twisted's implicit pass-through."""
         return self.callback_implicit if side == "callback" else self.errback_implicit
+
+    def renamed(self, callback: str, errback: str) -> Stage:
+        """The same stage with other names."""
+        return Stage(self.id, callback, errback, *tuple.__getitem__(self, slice(3, 7)))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stage as a JSON-able dict."""
+        return dict(zip(Stage.__match_args__, self, strict=True))
+
+    def __repr__(self) -> str:
+        parts = ", ".join(f"{k}={v!r}" for k, v in zip(Stage.__match_args__, self, strict=True))
+        return f"Stage({parts})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Stage, tuple(self))
 
 
 @dataclass
@@ -181,7 +263,7 @@ class DeferredInfo:
         raise KeyError(f"{self.label} has no stage {stage_id}")
 
     def row_of(self, stage_id: int) -> int:
-        """The stage's position in the chain (0 for the first)."""
+        """The stage's position in the chain (0 for the first). Raises KeyError."""
         for row, stage in enumerate(self.stages):
             if stage.id == stage_id:
                 return row
@@ -192,52 +274,200 @@ class DeferredInfo:
         """``d1 = Deferred()``, ``d3 = DeferredList([d1, d2])``, ``d4 = get_poem()``..."""
         return f"{self.label} = {self.made_by}"
 
+    def to_dict(self) -> dict[str, Any]:
+        """The Deferred as a JSON-able dict (its stages as dicts)."""
+        out = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        out["stages"] = [stage.to_dict() for stage in self.stages]
+        out["members"] = list(self.members)
+        out["options"] = dict(self.options)
+        return out
 
-@dataclass(slots=True)
-class Event:
-    """One thing that happened to one Deferred (see the module docstring for each kind)."""
+    @property
+    def is_list(self) -> bool:
+        """True for a DeferredList, a gatherResults or a race: it has members."""
+        return self.kind in ("DeferredList", "gatherResults", "race")
 
-    seq: int
-    time: float
-    thread: str
-    deferred: int
-    kind: str
-    stage: int | None = None
-    side: str | None = None
-    value: Value | None = None
-    result: Value | None = None
-    outcome: str | None = None
-    other: int | None = None
-    slot: int | None = None
-    detail: str | None = None
-    duration: float | None = None
+
+def _as_value(raw: object) -> Value | None:
+    """A summary, from what the tracer kept (a summary, or a small int, str, float...)."""
+    if raw is None or isinstance(raw, Value):
+        return raw
+    from ._values import summarize_kept  # the model's one helper, for kept plain values
+
+    return summarize_kept(raw)
+
+
+class Event(tuple):  # type: ignore[type-arg]  # a typed record, stored as a tuple
+    """One thing that happened to one Deferred (see the module docstring for each kind).
+
+    Fields, in order: ``seq``, ``time``, ``thread``, ``deferred``, ``kind``, ``stage``,
+    ``side``, ``value``, ``result``, ``outcome``, ``other``, ``slot``, ``detail``,
+    ``duration``. Immutable. It is a tuple underneath because a trace of a long chain
+    holds tens of thousands of them: a tuple is the cheapest typed record Python has.
+    ``value`` and ``result`` are :class:`Value` summaries (the tracer may have kept a
+    plain int or short str until now; reading the field gives its summary).
+    """
+
+    __slots__ = ()
+    __match_args__ = (
+        "seq",
+        "time",
+        "thread",
+        "deferred",
+        "kind",
+        "stage",
+        "side",
+        "value",
+        "result",
+        "outcome",
+        "other",
+        "slot",
+        "detail",
+        "duration",
+    )
+
+    def __new__(
+        cls,
+        seq: int,
+        time: float,
+        thread: str,
+        deferred: int,
+        kind: str,
+        stage: int | None = None,
+        side: str | None = None,
+        value: Value | None = None,
+        result: Value | None = None,
+        outcome: str | None = None,
+        other: int | None = None,
+        slot: int | None = None,
+        detail: str | None = None,
+        duration: float | None = None,
+    ) -> Event:
+        return tuple.__new__(
+            cls,
+            (
+                seq,
+                time,
+                thread,
+                deferred,
+                kind,
+                stage,
+                side,
+                value,
+                result,
+                outcome,
+                other,
+                slot,
+                detail,
+                duration,
+            ),
+        )
+
+    if TYPE_CHECKING:  # what each field holds, for type checkers
+        seq: int
+        time: float
+        thread: str
+        deferred: int
+        kind: str
+        stage: int | None
+        side: str | None
+        outcome: str | None
+        other: int | None
+        slot: int | None
+        detail: str | None
+        duration: float | None
+    else:  # fast field access: a C getter for each
+        seq = property(itemgetter(0), doc="Global order: events are numbered as they happen.")
+        time = property(itemgetter(1), doc="Seconds since the tracer started.")
+        thread = property(itemgetter(2), doc="The name of the thread it happened in.")
+        deferred = property(itemgetter(3), doc="The id of the Deferred it happened to.")
+        kind = property(itemgetter(4), doc="What happened (see the module docstring).")
+        stage = property(itemgetter(5))
+        side = property(itemgetter(6))
+        outcome = property(itemgetter(9))
+        other = property(itemgetter(10))
+        slot = property(itemgetter(11))
+        detail = property(itemgetter(12))
+        duration = property(itemgetter(13))
+
+    @property
+    def value(self) -> Value | None:
+        """The value the event is about (what a stage got, what a Deferred fired with)."""
+        return _as_value(tuple.__getitem__(self, 7))
+
+    @property
+    def result(self) -> Value | None:
+        """What a stage returned or raised, or what came out of a generator step."""
+        return _as_value(tuple.__getitem__(self, 8))
+
+    def fields(self) -> tuple[Any, ...]:
+        """All fields, in order, with ``value`` and ``result`` as summaries."""
+        raw = tuple(self)
+        return (*raw[:7], self.value, self.result, *raw[9:])
+
+    def to_dict(self) -> dict[str, Any]:
+        """The event as a JSON-able dict (summaries as dicts)."""
+        out = dict(zip(Event.__match_args__, self.fields(), strict=True))
+        for key in ("value", "result"):
+            if out[key] is not None:
+                out[key] = asdict(out[key])
+        return out
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Event):
+            return NotImplemented
+        return self.fields() == other.fields()
+
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        parts = ", ".join(
+            f"{name}={value!r}"
+            for name, value in zip(Event.__match_args__, self.fields(), strict=True)
+            if value is not None or name in ("seq", "time", "thread", "deferred", "kind")
+        )
+        return f"Event({parts})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Event, tuple(self))
 
 
 @dataclass(frozen=True)
 class Final:
     """Where a Deferred ended up when the trace was taken.
 
-    ``state`` is ``unfired``, ``result`` (``value`` holds it), ``waiting`` (on ``other``)
-    or ``handed`` (its result went on to the Deferred ``other`` that was waiting on it).
-    ``to_notebook`` is true when the notebook runtime took ``value`` to hand it to the
-    cell (``runtime.call``, ``wait``, ``resolve``): ``value`` is what the chain produced,
-    not the ``None`` the runtime's own stage leaves behind.
+    ``state`` is ``unfired``; ``result`` (``value`` holds it); ``waiting`` (on ``other``,
+    which is the Deferred itself when it waits on itself); ``handed`` (its result went on
+    to the Deferred ``other`` that was waiting on it); or ``held`` (it has ``value`` but
+    someone's ``pause()`` keeps its next stages from running). ``to_notebook`` is true
+    when the notebook runtime took ``value`` to hand it to the cell (``runtime.call``,
+    ``wait``, ``resolve``): ``value`` is what the chain produced, not the ``None`` the
+    runtime's own stage leaves behind. ``held`` is also true of an unfired Deferred that
+    has been paused.
     """
 
     state: str
     value: Value | None = None
     other: int | None = None
     to_notebook: bool = False
+    held: bool = False
+
+    @property
+    def failed(self) -> bool:
+        """True when the value is a Failure."""
+        return self.value is not None and self.value.is_failure
 
 
 @dataclass
-class Trace:
-    """A recorded trace: the Deferreds seen and the events, in order.
+class TraceData:
+    """A recorded trace: the Deferreds seen and the events, in order. Plain data.
 
-    In a notebook a trace draws itself as the two-column diagram (SVG). ``text()`` gives a
-    deterministic rendering for terminals and tests, ``timeline()`` the events against
-    time, ``step_through()`` a replay widget, ``save(path)`` a PNG or SVG file and
-    ``to_json()`` the data.
+    ``meta`` is free-form: ``notes`` lists what the tracer could not see (probes that do
+    not work with this Twisted), ``prediction`` what a learner predicted (``simulate``).
     """
 
     deferreds: list[DeferredInfo] = field(default_factory=list)
@@ -252,10 +482,19 @@ class Trace:
                 return info
         raise KeyError(f"no Deferred {ref!r} in this trace")
 
+    def has(self, ref: Ref) -> bool:
+        """True when the trace has a Deferred with this id or label."""
+        return any(info.id == ref or info.label == ref for info in self.deferreds)
+
     @property
     def labels(self) -> dict[int, str]:
         """Map each Deferred's id to its label."""
         return {info.id: info.label for info in self.deferreds}
+
+    @property
+    def notes(self) -> list[str]:
+        """What the tracer could not see while recording (empty when it saw everything)."""
+        return list(self.meta.get("notes", []))
 
     def events_for(self, ref: Ref) -> list[Event]:
         """The events of one Deferred, in order."""
@@ -267,8 +506,8 @@ class Trace:
 
         ``ref`` defaults to the first Deferred in the trace. ``side`` is ``callback`` or
         ``errback``; ``outcome`` is ``returned``, ``raised`` or ``passed`` (an implicit
-        pass-through).
-        The notebook runtime's hand-over is not a stage of the chain and is left out.
+        pass-through). The notebook runtime's hand-over is not a stage of the chain and
+        is left out. Raises KeyError for an unknown ``ref``, IndexError for an empty trace.
         """
         info = self.deferred(ref) if ref is not None else self.deferreds[0]
         stages = {stage.id: stage for stage in info.stages}
@@ -286,24 +525,32 @@ class Trace:
         did = info.id
         runtime = {stage.id for stage in info.stages if stage.role == "runtime"}
         state = Final("unfired")
+        held = 0
         for e in self.events:
             if e.deferred != did:
                 if e.kind in ("resumed", "adopted") and e.other == did:
                     state = Final("handed", e.value, e.deferred)
                 continue
-            if e.kind == "fired":
+            kind = e.kind
+            if kind == "fired":
                 state = Final("result", e.value)
-            elif e.kind == "stage_ran" and e.stage in runtime:
+            elif kind == "stage_ran" and e.stage in runtime:
                 state = Final("result", e.value, to_notebook=True)
-            elif e.kind == "stage_ran" and e.result is not None:
+            elif kind == "stage_ran" and e.result is not None and e.result.kind != "deferred":
                 state = Final("result", e.result)
-            elif e.kind == "paused":
+            elif kind == "paused":
                 state = Final("waiting", None, e.other)
-            elif e.kind in ("resumed", "adopted"):
+            elif kind in ("resumed", "adopted"):
                 state = Final("result", e.value)
+            elif kind in ("held", "released"):
+                held = e.slot or 0
+        if held:
+            if state.state == "result":
+                return Final("held", state.value, None, state.to_notebook, True)
+            return replace(state, held=True)
         return state
 
-    def until(self, seq: int) -> Trace:
+    def until(self: _T, seq: int) -> _T:
         """This trace as it stood just after event ``seq``: later events and stages dropped."""
         deferreds = []
         for info in self.deferreds:
@@ -312,7 +559,7 @@ class Trace:
             stages = [s for s in info.stages if s.added_seq <= seq]
             deferreds.append(replace(info, stages=stages, members=list(info.members)))
         events = [e for e in self.events if e.seq <= seq]
-        return Trace(deferreds, events, dict(self.meta))
+        return type(self)(deferreds, events, dict(self.meta))
 
     def __iter__(self) -> Iterator[Event]:
         return iter(self.events)
@@ -326,14 +573,17 @@ class Trace:
         return {
             "schema": SCHEMA,
             "meta": dict(self.meta),
-            "deferreds": [asdict(info) for info in self.deferreds],
-            "events": [asdict(e) for e in self.events],
+            "deferreds": [info.to_dict() for info in self.deferreds],
+            "events": [e.to_dict() for e in self.events],
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Trace:
-        """Rebuild a trace from :meth:`to_dict` output. Raises ValueError on another schema."""
-        if data.get("schema") != SCHEMA:
+    def from_dict(cls: type[_T], data: dict[str, Any]) -> _T:
+        """Rebuild a trace from :meth:`to_dict` output (version 1 or 2).
+
+        Raises ValueError on another schema.
+        """
+        if data.get("schema") not in _READS:
             raise ValueError(f"not a {SCHEMA} trace: schema is {data.get('schema')!r}")
         deferreds = []
         for raw in data["deferreds"]:
@@ -354,50 +604,9 @@ class Trace:
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
 
     @classmethod
-    def from_json(cls, text: str) -> Trace:
-        """Load a trace written by :meth:`to_json`."""
+    def from_json(cls: type[_T], text: str) -> _T:
+        """Load a trace written by :meth:`to_json`. Raises ValueError on another schema."""
         return cls.from_dict(json.loads(text))
-
-    # -- views (each imports its renderer when first used) -----------------------------
-    def text(self, view: str = "chains", threads: bool = False) -> str:
-        """A deterministic text rendering (no times, no addresses); see :mod:`.render_text`.
-
-        ``view="chains"`` lists each Deferred's story in turn; ``view="events"`` lists every
-        event in the order it happened. ``threads=True`` adds the thread of each event.
-        """
-        from .render_text import render_text
-
-        return render_text(self, view=view, threads=threads)
-
-    def diagram(self, ref: Ref | None = None, **options: Any) -> Any:
-        """The two-column callback/errback diagram, as a Drawing (see :mod:`.diagram`).
-
-        A Drawing shows itself as SVG in a notebook; ``.figure`` is the matplotlib Figure,
-        ``.png()``/``.svg()`` the bytes/text. Options: ``upto``, ``highlight``, ``title``.
-        """
-        from .diagram import chain_figure
-
-        return chain_figure(self, ref, **options)
-
-    def timeline(self, by: str = "deferred", **options: Any) -> Any:
-        """Events against time as a Drawing, one lane per Deferred (``by="thread"``: thread)."""
-        from .timeline import timeline_figure
-
-        return timeline_figure(self, by=by, **options)
-
-    def save(self, path: str | Path, view: str = "diagram", **options: Any) -> Path:
-        """Write the diagram (or ``view="timeline"``) to ``path``; ``.png`` or ``.svg``."""
-        drawing = self.timeline(**options) if view == "timeline" else self.diagram(**options)
-        return drawing.save(path)
-
-    def step_through(self, ref: Ref | None = None) -> Any:
-        """An ipywidgets control replaying the trace event by event (see :mod:`.widget`)."""
-        from .widget import stepper
-
-        return stepper(self, ref)
-
-    def _repr_svg_(self) -> str:
-        return str(self.diagram().svg())
 
     def __repr__(self) -> str:
         return f"<Trace: {len(self.deferreds)} Deferreds, {len(self.events)} events>"

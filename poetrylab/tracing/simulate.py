@@ -46,7 +46,7 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from .capture import Tracer
-from .model import Trace
+from .views import Trace
 
 __all__ = ["simulate", "parse_chain", "SimulationError"]
 
@@ -136,7 +136,7 @@ def _action(text: str, inner: list[tuple[Deferred[Any], Any]]) -> tuple[str, Cal
         value = _literal(default, "trapped")
 
         def trap(failure: Failure) -> Any:
-            failure.trap(error)
+            failure.trap(error)  # type: ignore[no-untyped-call]  # Failure.trap: no annotations
             return value
 
         return "errback", _named(trap, text)

@@ -2,11 +2,12 @@
 
 Where the two-column diagram shows *which path* a result took, the timeline shows *when*
 things happened and *where* (which thread): each Deferred is a lane, each event a marker
-(a triangle when it fired, a square for each stage that ran -- green callback, red
-errback, grey pass-through and the notebook runtime's hand-over -- a diamond for a
-DeferredList member's result, a blue dot for a generator step, a purple cross for
-cancel()), and a grey bar while a chain was paused on an inner Deferred, with dashed lines
-to the lane it waited on.
+(a triangle when it fired, hollow if with a Failure; a square for each callback that ran,
+a downward triangle for each errback, a hollow grey square for a pass-through or the
+notebook runtime's hand-over; a diamond for a DeferredList member's result, a blue dot for
+a generator step, a purple cross for cancel()), and a grey bar while a chain was paused on
+an inner Deferred, with dashed lines to the lane it waited on. Shapes and fills differ
+wherever colours do, so the picture reads without colour too.
 
 The x axis is milliseconds since the tracer started; when the whole trace took less than
 :data:`ORDER_BELOW` seconds (typical for Deferreds fired by hand or by a ``task.Clock``)
@@ -17,10 +18,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from ._style import COLORS, FONT, Drawing, font_family, new_figure, safe_text
-from .model import Event, Trace
+from poetrylab.pictures import Picture
+
+from ._style import COLORS, PX, font_family, safe_text
+from .model import Event, TraceData
+from .render_text import short_text
 
 __all__ = ["timeline_figure", "ORDER_BELOW"]
 
@@ -60,19 +66,23 @@ def _color(e: Event, plumbing: frozenset[tuple[int, int]] = frozenset()) -> str:
     return COLORS["box_edge"]
 
 
+_PT = {name: px * 0.72 for name, px in PX.items()}  # type sizes in points, at 100 dpi
+
+
 def timeline_figure(
-    trace: Trace,
+    trace: TraceData,
     by: str = "deferred",
     x: str = "auto",
     upto: int | None = None,
     highlight: int | None = None,
     title: str | None = None,
-) -> Drawing:
+) -> Picture:
     """Draw the timeline of ``trace``: lanes ``by="deferred"`` or ``by="thread"``.
 
     ``x`` is ``"time"``, ``"order"`` or ``"auto"`` (see the module docstring). ``upto``
-    and ``highlight`` work as for the diagram. Returns a Drawing. Raises ValueError for an
-    unknown ``by`` or ``x``.
+    and ``highlight`` work as for the diagram. Returns a :class:`~poetrylab.pictures.Picture`
+    (text/plain: the title, the axis and the trace's own text, short form). Raises
+    ValueError for an unknown ``by`` or ``x``. Draw in one thread (the kernel's main one).
     """
     if by not in ("deferred", "thread"):
         raise ValueError(f"by must be 'deferred' or 'thread', not {by!r}")
@@ -85,6 +95,7 @@ def timeline_figure(
     use_time = x == "time" or (x == "auto" and span >= ORDER_BELOW)
     position = {e.seq: (e.time * 1000.0 if use_time else float(i)) for i, e in enumerate(events)}
 
+    lanes: list[Any]
     if by == "deferred":
         lanes = [info.id for info in trace.deferreds]
         names = [f"{info.label} {info.made_by}" for info in trace.deferreds]
@@ -105,9 +116,10 @@ def timeline_figure(
         for stage in info.stages
         if stage.role == "runtime"
     )
-    height = 2.8 + 0.62 * max(len(lanes), 1)
-    figure = new_figure(13.0, height)
-    ax = figure.add_axes((0.27, 1.75 / height, 0.7, 1 - 2.55 / height))
+    height = min(2.2 + 0.42 * max(len(lanes), 1), 30.0)
+    figure = Figure(figsize=(9.0, height), dpi=100)
+    FigureCanvasAgg(figure)
+    ax = figure.add_axes((0.24, 1.35 / height, 0.73, 1 - 2.0 / height))
 
     for i in range(len(lanes)):
         ax.axhline(i, color="#eeeeee", lw=10, zorder=0)
@@ -152,21 +164,28 @@ def timeline_figure(
         if e.seq == highlight:
             ax.plot(px, py, "o", ms=size + 14, color=COLORS["highlight"], zorder=2)
         color = _color(e, plumbing)
-        face = "white" if e.kind == "created" else color
+        if e.kind == "stage_ran" and e.side == "errback":
+            marker = "v"  # a different shape, not just another colour
+        hollow = (
+            e.kind == "created"
+            or (e.kind in ("fired", "member_result") and e.value is not None and e.value.is_failure)
+            or (e.kind == "stage_ran" and e.outcome == "passed")
+        )
+        face = "white" if hollow else color
         ax.plot(px, py, marker, ms=size, mfc=face, mec=color, mew=2, zorder=3)
 
     names = [safe_text(n) for n in names]
-    ax.set_yticks(range(len(lanes)), [n if len(n) <= 30 else n[:29] + "…" for n in names])
+    ax.set_yticks(range(len(lanes)), [n if len(n) <= 26 else n[:12] + "…" + n[-12:] for n in names])
     for tick in ax.get_yticklabels() + ax.get_xticklabels():
         tick.set_fontfamily(list(font_family()))
-    ax.tick_params(axis="y", labelsize=FONT["label"], length=0)
-    ax.tick_params(axis="x", labelsize=FONT["label"])
+    ax.tick_params(axis="y", labelsize=_PT["label"], length=0)
+    ax.tick_params(axis="x", labelsize=_PT["label"])
     ax.set_ylim(max(len(lanes), 1) - 0.5, -0.5)
     if use_time:
-        ax.set_xlabel("milliseconds since the tracer started", fontsize=FONT["label"])
+        ax.set_xlabel("milliseconds since the tracer started", fontsize=_PT["label"])
     else:
         ax.set_xlabel(
-            "order of events (they all happened within a few milliseconds)", fontsize=FONT["label"]
+            "order of events (they all happened within a few milliseconds)", fontsize=_PT["label"]
         )
     for side in ("top", "right", "left"):
         ax.spines[side].set_visible(False)
@@ -174,39 +193,52 @@ def timeline_figure(
     head = title or f"Timeline: what happened when, one lane per {lane_word}"
     figure.text(
         0.02,
-        1 - 0.45 / height,
+        1 - 0.3 / height,
         safe_text(head, bold=True),
         fontfamily=list(font_family()),
-        fontsize=FONT["title"],
+        fontsize=_PT["title"],
         fontweight="bold",
         color=COLORS["ink"],
         va="center",
     )
     _legend(figure, height)
-    return Drawing(figure, head)
+    axis = "milliseconds since the tracer started" if use_time else "order of events"
+    words = f"{head} (x: {axis})\n{short_text(trace)}"
+    return Picture(figure, words)
 
 
 def _legend(figure: Any, height: float) -> None:
     items = [
-        (">", COLORS["callback"], "fired"),
-        ("s", COLORS["callback"], "callback ran"),
-        ("s", COLORS["errback"], "errback ran"),
-        ("s", COLORS["passthru"], "pass-through"),
-        ("D", COLORS["callback"], "member result"),
-        ("o", COLORS["step"], "generator step"),
-        ("X", COLORS["cancel"], "cancel()"),
+        (">", COLORS["callback"], "fired", False),
+        (">", COLORS["errback"], "fired with a Failure", True),
+        ("s", COLORS["callback"], "callback ran", False),
+        ("v", COLORS["errback"], "errback ran", False),
+        ("s", COLORS["passthru"], "pass-through", True),
+        ("D", COLORS["callback"], "member result", False),
+        ("o", COLORS["step"], "generator step", False),
+        ("X", COLORS["cancel"], "cancel()", False),
     ]
     handles = [
-        Line2D([], [], marker=marker, color=color, ls="none", ms=12) for marker, color, _ in items
+        Line2D(
+            [],
+            [],
+            marker=marker,
+            color=color,
+            mfc="white" if hollow else color,
+            mew=2,
+            ls="none",
+            ms=11,
+        )
+        for marker, color, _, hollow in items
     ]
     handles.append(Line2D([], [], color=COLORS["passthru"], lw=7, alpha=0.45))
-    texts = [text for _, _, text in items] + ["paused"]
+    texts = [text for _, _, text, _ in items] + ["paused"]
     figure.legend(
         handles,
         texts,
         loc="lower center",
         ncol=4,
-        fontsize=FONT["label"],
+        fontsize=_PT["label"],
         frameon=False,
         handletextpad=0.3,
         columnspacing=1.2,

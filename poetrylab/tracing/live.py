@@ -1,0 +1,110 @@
+"""A diagram that redraws itself while the traced block runs (notebook 05 and on).
+
+``with trace(live=True) as t:`` shows the diagram as soon as the block starts and redraws
+it as Deferreds fire -- typically in the reactor thread, while the cell waits in
+``runtime.call``, ``runtime.wait`` or ``await runtime.resolve`` -- so a learner watches a
+slow download's chain pause on its inner Deferred and go on. When the block ends the
+picture becomes the ordinary diagram, the same one ``t`` would show.
+
+Drawing happens only in the thread that started the view (the kernel's main thread),
+never in the reactor's: the runtime's waits call :func:`poetrylab._ticks.tick` in the
+waiting thread a few times a second while a view is registered, and :meth:`LiveView.tick`
+redraws then, at most every :data:`EVERY` seconds and only when something new happened.
+A block in which nothing waits (Deferreds fired by hand) simply ends with the final
+picture. The picture reaches the notebook through an IPython display handle
+(``display(..., display_id=True)``, then ``update``); outside IPython there is nothing to
+update and the view does nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from poetrylab import _ticks
+
+if TYPE_CHECKING:
+    from .capture import Tracer
+
+__all__ = ["EVERY", "LiveView", "ipython_display"]
+
+EVERY = 0.5
+"""The shortest time between two redraws, in seconds (a redraw takes a tenth of that)."""
+
+
+def ipython_display(picture: Any) -> Any:
+    """Show ``picture`` in the running IPython kernel and return its display handle, or
+    None outside IPython (then a live view has nowhere to draw)."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:
+        return None
+    if get_ipython() is None:
+        return None
+    return display(picture, display_id=True)  # type: ignore[no-untyped-call]  # IPython
+
+
+class LiveView:
+    """Shows ``tracer``'s diagram and redraws it on ticks while it records.
+
+    ``display`` shows a picture and returns a handle with ``update(picture)`` (default:
+    :func:`ipython_display`); ``clock`` gives seconds for the throttle. Not thread-safe:
+    start, tick and finish it from one thread (ticks from other threads are ignored).
+    """
+
+    def __init__(
+        self,
+        tracer: Tracer,
+        display: Callable[[Any], Any] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        every: float = EVERY,
+    ) -> None:
+        self.tracer = tracer
+        self._display = display if display is not None else ipython_display
+        self._clock = clock
+        self.every = every
+        self._handle: Any = None
+        self._remove: Callable[[], None] | None = None
+        self._thread = 0
+        self._shown = -1
+        self._last = 0.0
+        self.redraws = 0
+
+    def start(self) -> LiveView:
+        """Show the diagram as it stands and start redrawing on ticks. Returns self."""
+        self._thread = threading.get_ident()
+        self._handle = self._display(self._picture())
+        self._last = self._clock()
+        if self._handle is not None:
+            self._remove = _ticks.add(self.tick)
+        return self
+
+    def _size(self) -> int:
+        return len(self.tracer._events)
+
+    def _picture(self) -> Any:
+        self._shown = self._size()
+        return self.tracer.diagram()
+
+    def tick(self) -> None:
+        """Redraw if something happened since the last picture and :attr:`every` seconds
+        have passed; only in the thread that started the view."""
+        if threading.get_ident() != self._thread or self._handle is None:
+            return
+        if self._size() == self._shown or self._clock() - self._last < self.every:
+            return
+        self._handle.update(self._picture())
+        self._last = self._clock()
+        self.redraws += 1
+
+    def finish(self) -> None:
+        """Stop redrawing; the display becomes the final diagram."""
+        if self._remove is not None:
+            self._remove()
+            self._remove = None
+        if self._handle is not None:
+            self._handle.update(self.tracer.diagram())
+            self.redraws += 1
