@@ -31,10 +31,12 @@ import urllib.parse
 import urllib.request
 import zipfile
 from collections.abc import Iterator
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parent.parent
 POEMS = sorted(p.stem for p in (ROOT / "poetrylab" / "poems").glob("*.txt"))
@@ -104,6 +106,38 @@ def _copy_checkout(dest: Path) -> Path:
 @pytest.fixture(scope="module")
 def checkout(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _copy_checkout(tmp_path_factory.mktemp("checkout"))
+
+
+def _differences_from_the_lock() -> list[str]:
+    """Where this environment's packages differ from requirements/lock.txt (this platform)."""
+    text = (ROOT / "requirements" / "lock.txt").read_text().replace("\\\n", " ")
+    differences = []
+    for line in text.splitlines():
+        line = re.sub(r"\s--hash=\S+", "", line).strip()
+        if not line or line.startswith("#"):
+            continue
+        pin = Requirement(line)
+        if pin.marker is not None and not pin.marker.evaluate():
+            continue
+        [wanted] = [spec.version for spec in pin.specifier]
+        try:
+            have = version(pin.name)
+        except PackageNotFoundError:
+            have = "missing"
+        if have != wanted:
+            differences.append(f"{pin.name} {have} (lock: {wanted})")
+    return differences
+
+
+@pytest.fixture(scope="module")
+def locked_env() -> None:
+    """Skip unless this environment is the lock's: the new one reuses its packages."""
+    differences = _differences_from_the_lock()
+    if differences:
+        pytest.skip(
+            "this environment is not the lock's, so installing the lock would download it "
+            f"(e.g. {', '.join(differences[:3])}): run it from `make test`"
+        )
 
 
 def _new_env(path: Path) -> Path:
@@ -212,7 +246,7 @@ def test_a_built_wheel_installs_every_subpackage_the_corpus_and_the_plugin(
 
 
 def test_make_install_installs_the_lock_then_poetrylab_without_deps(
-    checkout: Path, tmp_path: Path
+    checkout: Path, tmp_path: Path, locked_env: None
 ) -> None:
     bin_dir = _new_env(tmp_path / "env")
     out = _run(["make", "-C", checkout, "install", f"VENV={tmp_path / 'env'}"], cwd=tmp_path)
@@ -227,7 +261,9 @@ def test_make_install_installs_the_lock_then_poetrylab_without_deps(
 
 
 @pytest.fixture
-def binder_env(checkout: Path, tmp_path: Path) -> Iterator[tuple[Path, dict[str, str]]]:
+def binder_env(
+    checkout: Path, tmp_path: Path, locked_env: None
+) -> Iterator[tuple[Path, dict[str, str]]]:
     """What repo2docker does with environment.yml and postBuild, in a fresh environment."""
     bin_dir = _new_env(tmp_path / "env")
     home = tmp_path / "home"
