@@ -114,9 +114,11 @@ class TimetablePoetryProtocol(Protocol):
     rounding errors of 1e-7 s) that skips its first call and now and then a later one,
     each time holding a chunk back by a whole ``delay``: measured, every poem came one
     ``delay`` late. Counting chunks from the clock with a tolerance (:data:`_EARLY`) does
-    not. Writes go through the transport, which sends on the reactor's next turn; at
-    N = 10,000 the pacing stays on schedule with it (notebook 17 and the README give the
-    measured lateness), so nothing here writes behind the transport's back.
+    not. Writes go through the transport, which sends on the reactor's next turn. It
+    costs little: at N = 10,000 (40,000 writes over four processes) the servers used
+    1.25 s of CPU per run through the transport against 1.14 s writing to the socket
+    directly, about 3 microseconds a chunk; on a quiet machine their last chunks came
+    1-2 ms after the timetable on average. So nothing here writes behind its back.
     """
 
     factory: _BenchFactory
