@@ -9,8 +9,9 @@ How the package is laid out, and which notebook teaches each part:
                  reactor, protocol, deferred, inline, coroutine, asyncio  (01-03, 08)
     runtime/     the notebook runtime: the reactor's own thread, waits,
                  top-level await, servers started from cells              (00, 02 on)
-    tracing/     records what really ran in Deferreds; diagrams, timeline,
-                 step-through widget, simulator                           (04, 05, 08, 09)
+    tracing/     records what really ran in Deferreds (and in what the cell
+                 handed to the reactor); one-slide diagrams, live view,
+                 timeline, step-through, simulator                        (04, 05, 08, 09)
     services/    transform (netstrings), caching proxy, tagged backend,
                  XML-RPC gateway                                          (06, 07, 13)
     service      the poetry server as a twistd service / .tac application (14)
