@@ -42,6 +42,7 @@ import contextlib
 import json
 import os
 import statistics
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -168,15 +169,26 @@ def _crochet_wait_for() -> Callable[[], Any] | None:
 
 @contextmanager
 def kernel() -> Iterator[Any]:
-    """A fresh IPython kernel (jupyter_client); shut down on the way out."""
-    from jupyter_client.manager import start_new_kernel
+    """A fresh IPython kernel (jupyter_client); shut down on the way out.
 
-    manager, client = start_new_kernel(kernel_name="python3")
-    try:
-        yield manager, client
-    finally:
-        client.stop_channels()
-        manager.shutdown_kernel(now=True)
+    It talks over Unix sockets (IPC): with TCP, the ports jupyter_client picks can be
+    taken by another process before the kernel binds them, on a busy machine.
+    """
+    from jupyter_client.manager import KernelManager
+
+    with tempfile.TemporaryDirectory(prefix="poetrylab-kernel-") as sockets:
+        manager = KernelManager(
+            kernel_name="python3", transport="ipc", ip=os.path.join(sockets, "kernel")
+        )
+        manager.start_kernel()
+        client = manager.client()
+        client.start_channels()
+        try:
+            client.wait_for_ready(timeout=60)
+            yield manager, client
+        finally:
+            client.stop_channels()
+            manager.shutdown_kernel(now=True)
 
 
 def run_cell(client: Any, code: str, timeout: float = 120.0) -> str:

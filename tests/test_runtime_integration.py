@@ -75,6 +75,38 @@ def test_an_idle_runtime_has_one_thread_and_no_timer_that_would_wake_it() -> Non
     )
 
 
+def test_children_spawned_through_the_reactor_are_all_reaped_then_nothing_ticks() -> None:
+    result = run_python(
+        """
+        import time
+        from twisted.internet import protocol
+        from twisted.internet.defer import Deferred
+        from poetrylab import runtime
+        reactor = runtime.start().reactor
+
+        class Child(protocol.ProcessProtocol):
+            def __init__(self):
+                self.ended = Deferred()
+
+            def processEnded(self, reason):
+                self.ended.callback(reason.value.exitCode)
+
+        def spawn():
+            child = Child()
+            reactor.spawnProcess(child, "/bin/true", ["true"], env={})
+            return child.ended
+
+        print(sum(runtime.call(spawn, timeout=5) == 0 for _ in range(60)))
+        deadline = time.monotonic() + 5
+        while runtime.call(reactor.getDelayedCalls) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        print(runtime.call(reactor.getDelayedCalls))
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[:2] == ["60", "[]"], result.stdout
+
+
 def test_the_first_cell_imports_neither_plots_nor_the_tracer_nor_widgets() -> None:
     result = run_python(
         """

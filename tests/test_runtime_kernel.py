@@ -14,6 +14,7 @@ import os
 import re
 import signal
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_notebook
 
@@ -87,10 +89,21 @@ def render(outputs: list[dict[str, Any]]) -> str:
 
 
 def kernel_session(**kernel_options: Any) -> Iterator[Kernel]:
-    """A kernel for the test's cells; shut down when the generator is exhausted."""
-    client = NotebookClient(new_notebook(), timeout=15, kernel_name="python3", allow_errors=True)
-    with client.setup_kernel(**kernel_options):
-        yield Kernel(client)
+    """A kernel for the test's cells; shut down when the generator is exhausted.
+
+    It talks over Unix sockets (IPC) in a directory of its own: with TCP, jupyter_client
+    picks free ports and the kernel binds them later, and on a busy machine another
+    process sometimes takes one in between ("Address already in use").
+    """
+    with tempfile.TemporaryDirectory(prefix="poetrylab-kernel-") as sockets:
+        manager = AsyncKernelManager(
+            kernel_name="python3", transport="ipc", ip=os.path.join(sockets, "kernel")
+        )
+        client = NotebookClient(
+            new_notebook(), km=manager, timeout=15, kernel_name="python3", allow_errors=True
+        )
+        with client.setup_kernel(cleanup_kc=True, **kernel_options):  # ours to shut down
+            yield Kernel(client)
 
 
 @pytest.fixture(scope="module")

@@ -38,8 +38,9 @@ kernel shuts down, every server is stopped and its port freed.
 
 Why a thread of our own, not crochet (which the course used before): crochet's shutdown
 watchdog and process reaper wake ten times a second each for the life of the kernel, and
-it offers no public switch for them; owning the thread takes thirty lines
-(``reactor.run(installSignalHandlers=False)``, an ``atexit`` stop) and one dependency less.
+it offers no public switch for them; owning the thread takes a few dozen lines
+(``reactor.run(installSignalHandlers=False)``, an ``atexit`` stop, children reaped only
+while there are any) and one dependency less.
 
 Layout (one private module per concern; this module wires them together):
 

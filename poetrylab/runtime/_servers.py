@@ -8,11 +8,13 @@ one first; the first server a cell starts when it is run again also stops what t
 cell started the previous time.
 
 The runtime never forgets a server it has not stopped. Stopping asks the reactor thread
-to close the ports and waits; when the reactor thread is busy (a cell blocked it, the
+to close the ports and waits (a server that needs no reactor, ``blocking``, is stopped
+by the caller's thread); when the reactor thread is busy (a cell blocked it, the
 mistake notebook 02 shows) the server stays listed as ``stopping``, its ports close as
 soon as the reactor is free, and :class:`StopPendingError` says so. A cell run again
 starts its new server only once the old one has stopped, so two never listen side by
-side; a server whose start is given up on is stopped the moment it starts listening.
+side; a server whose start is given up on never starts if its turn had not come, and is
+closed the moment it listens if it was already starting.
 
 Kinds come from two places. Every kind in :mod:`poetrylab.kinds` (slow, fast,
 blocking, transform, proxy, tagged, xmlrpc: the kinds of ``poetrylab serve``) can be

@@ -22,8 +22,10 @@ Giving up (a timeout, Ctrl-C, an asyncio cancellation) asks the reactor thread t
 the Deferred, so the work stops and its sockets close, and the message says what really
 happened: cancelled; or not yet, because the reactor thread is busy (and with what).
 Waiting consumes the Deferred's result, as ``await`` inside Twisted does: afterwards it
-holds ``None``. The runtime's frames are hidden from IPython's tracebacks
-(``__tracebackhide__``), so a learner sees their own code and one line from us.
+holds ``None``. The runtime's frames are hidden from IPython's tracebacks: an exception
+of the learner's code, raised again in the cell, skips them (``__tracebackhide__``), and
+the runtime's own timeouts and interrupts render through IPython's ``_render_traceback_``
+hook as the learner's frames and the one-line message only.
 
 Default timeouts are :data:`DEFAULT_TIMEOUT` seconds, multiplied by the environment
 variable ``POETRYLAB_TIMEOUT_SCALE`` when it is set (a loaded classroom hub sets it to
@@ -248,11 +250,12 @@ class _AwaitedOp(_Op):
 class _SigintWatch:
     """While ops are awaited in the main thread, Ctrl-C interrupts them.
 
-    ipykernel does not stop a top-level ``await`` when the kernel is interrupted: the
-    cell goes on until what it awaits is over (ipython/ipykernel#881), which for a
-    Deferred that never fires is for ever. So while any op is awaited in the main
-    thread, our SIGINT handler interrupts them all, then calls the handler it replaced.
-    Main thread only (Python runs signal handlers there).
+    ipykernel 7 cancels a top-level ``await`` on an interrupt with a bare
+    ``CancelledError``; older versions let the cell go on until what it awaits is over
+    (ipython/ipykernel#881), which for a Deferred that never fires is for ever. So while
+    any op is awaited in the main thread, our SIGINT handler interrupts them all (so the
+    message can say what was interrupted and what became of it), then calls the handler
+    it replaced. Main thread only (Python runs signal handlers there).
     """
 
     def __init__(self) -> None:

@@ -74,7 +74,7 @@ class Blocker:
     where: str | None
     """The notebook cell (or file) and line it came from, if known: ``In[8], line 2``."""
     silent_for: float
-    """Seconds the reactor thread has not answered."""
+    """Seconds the reactor thread has not answered a ping (0 when none was on its way)."""
     handed_over: bool = False
     """True when the call is one the runtime handed over (``runtime.call(fn)``)."""
 
@@ -171,9 +171,11 @@ def describe_frame(
 
     Returns None when it sits in a reactor's idle poll. When the innermost frame is the
     runtime's own (a handed-over function written in C, such as ``time.sleep``, runs
-    with no frame of its own), ``running`` names the call. Otherwise the call in progress
+    with no frame of its own), ``running`` names the call; when it is Twisted's, running
+    a ``callLater`` timer, the timer's function is named. Otherwise the call in progress
     is read from the source (``co_positions``), and the innermost notebook cell on the
     stack (or, failing that, where the call was handed over) says where it came from.
+    ``label(filename)`` names a cell's file (``In[8]``) or returns None.
     """
     innermost = frame
     code = innermost.f_code
