@@ -333,15 +333,17 @@ class BlockingPoetryServer:
         """Accept and serve clients one at a time until :meth:`stop` is called."""
         self._serving = True
         try:
-            while not self._stopping.is_set():
-                if not self._wait_for(self._sock, selectors.EVENT_READ, None):
-                    break
-                try:
-                    conn, peer = self._sock.accept()
-                except OSError:  # the client left before we got to it
-                    continue
-                with conn:
-                    self._serve_one(conn, f"{peer[0]}:{peer[1]}")
+            with selectors.DefaultSelector() as self._selector:
+                self._selector.register(self._wake_r, selectors.EVENT_READ)
+                while not self._stopping.is_set():
+                    if not self._wait_for(self._sock, selectors.EVENT_READ, None):
+                        break
+                    try:
+                        conn, peer = self._sock.accept()
+                    except OSError:  # the client left before we got to it
+                        continue
+                    with conn:
+                        self._serve_one(conn, f"{peer[0]}:{peer[1]}")
         except _StoppingError:
             pass
         finally:
@@ -353,20 +355,19 @@ class BlockingPoetryServer:
 
         Raises :class:`_StoppingError` as soon as :meth:`request_stop` has been called.
         """
-        with selectors.DefaultSelector() as sel:
-            sel.register(self._wake_r, selectors.EVENT_READ)
-            sel.register(sock, event)
-            ready = {key.fileobj for key, _ in sel.select(timeout)}
+        self._selector.register(sock, event)
+        try:
+            ready = {key.fileobj for key, _ in self._selector.select(timeout)}
+        finally:
+            self._selector.unregister(sock)
         if self._wake_r in ready or self._stopping.is_set():
             raise _StoppingError
         return bool(ready)
 
     def _pause(self, seconds: float) -> None:
         """Sleep ``seconds``, the blocking way, unless :meth:`request_stop` wakes us."""
-        with selectors.DefaultSelector() as sel:
-            sel.register(self._wake_r, selectors.EVENT_READ)
-            if sel.select(seconds) or self._stopping.is_set():
-                raise _StoppingError
+        if self._selector.select(seconds) or self._stopping.is_set():
+            raise _StoppingError
 
     def _send(self, conn: socket.socket, chunk: bytes) -> None:
         """Send ``chunk``; raise TimeoutError if the client takes none of it in time."""
