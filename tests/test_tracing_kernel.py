@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from jupyter_client.manager import KernelManager
+from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_notebook
 
@@ -42,13 +42,13 @@ class Kernel:
 @pytest.fixture(scope="module")
 def kernel() -> Iterator[Kernel]:
     with tempfile.TemporaryDirectory(prefix="poetrylab-kernel-") as sockets:
-        manager = KernelManager(
+        manager = AsyncKernelManager(
             kernel_name="python3", transport="ipc", ip=os.path.join(sockets, "kernel")
         )
         client = NotebookClient(
             new_notebook(), km=manager, timeout=30, kernel_name="python3", allow_errors=True
         )
-        with client.setup_kernel():
+        with client.setup_kernel(cleanup_kc=True):  # nbclient closes what it was handed
             session = Kernel(client)
             outputs = session.run(START)
             assert not [o for o in outputs if o["output_type"] == "error"], outputs
