@@ -480,16 +480,27 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``poetrylab`` command; return its exit status."""
     args = parse_args(list(sys.argv[1:] if argv is None else argv))
-    from poetrylab.corpus import UnknownPoemError
-
     try:
         return COMMANDS[args.command].run(args)
-    except (UsageError, UnknownPoemError, ValueError) as exc:
-        print(f"poetrylab {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"poetrylab {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as exc:
+        if not isinstance(exc, _usage_errors()):
+            raise
+        print(f"poetrylab {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _usage_errors() -> tuple[type[Exception], ...]:
+    """What is the user's mistake (one line, status 2) rather than a bug (a traceback).
+
+    An unknown poem is one, but only a command that imported the corpus can raise it:
+    the corpus is not imported just to name its exception (``poetrylab get`` never needs it).
+    """
+    corpus = sys.modules.get("poetrylab.corpus")
+    unknown_poem = (corpus.UnknownPoemError,) if corpus is not None else ()
+    return (UsageError, ValueError, *unknown_poem)
 
 
 if __name__ == "__main__":

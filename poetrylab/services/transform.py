@@ -3,7 +3,11 @@
 Notebook 06. A client connects and sends one netstring ``NAME.POEM``; the server replies
 with one netstring holding the transformed poem and closes. An unknown name, a failed
 or too slow transform, or a malformed or oversized request closes that connection
-without a reply (and is logged); everyone else goes on being served.
+without a reply (and is logged); everyone else goes on being served. A client that
+has not sent its whole request within ``idle_timeout`` seconds is dropped, one that
+half-closes after its request (``nc -N``) still gets the reply, and the reply is
+written no faster than the client reads it (a client that takes none of it for
+``send_timeout`` seconds is dropped).
 
 Three layers, each replaceable on its own:
 
@@ -16,8 +20,9 @@ Three layers, each replaceable on its own:
   time limit. It knows nothing about sockets.
 * :class:`TransformProtocol` / :class:`TransformFactory` — the netstring wire protocol.
 
-The client side is :func:`transform_poem` (returns a Deferred) and the
-``poetrylab transform NAME --server HOST:PORT [FILE]`` command.
+The client side is :func:`transform_poem` (returns a Deferred), which the
+``poetrylab transform NAME --server HOST:PORT [FILE]`` command (:mod:`poetrylab.cli`) runs
+with ``task.react``.
 """
 
 from __future__ import annotations
