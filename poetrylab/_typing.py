@@ -13,18 +13,25 @@ Nothing here runs: importing this module costs nothing and touches no reactor.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from twisted.internet.interfaces import IConnector, IDelayedCall, IListeningPort
 from twisted.internet.protocol import ClientFactory, Factory
 
+if TYPE_CHECKING:
+    from twisted.internet.defer import Deferred
+    from twisted.python.threadpool import ThreadPool
+
 __all__ = [
+    "ListeningPort",
     "ReactorCore",
     "ReactorFDSet",
     "ReactorTCP",
+    "ReactorThreadPool",
     "ReactorThreads",
     "ReactorTime",
     "RuntimeReactor",
+    "TCPTransport",
     "TimeTCPReactor",
 ]
 
@@ -43,14 +50,14 @@ class ReactorTCP(Protocol):
     """What ``IReactorTCP`` offers: listen on and connect to TCP ports."""
 
     def listenTCP(
-        self, port: int, factory: Factory, /, backlog: int = ..., interface: str = ...
+        self, port: int, factory: Factory[Any], /, backlog: int = ..., interface: str = ...
     ) -> IListeningPort: ...
 
     def connectTCP(
         self,
         host: str,
         port: int,
-        factory: ClientFactory,
+        factory: ClientFactory[Any],
         /,
         timeout: float = ...,
         bindAddress: tuple[str, int] | None = ...,
@@ -67,6 +74,55 @@ class ReactorThreads(Protocol):
 
 class TimeTCPReactor(ReactorTime, ReactorTCP, Protocol):
     """A reactor with timers and TCP: what a poetry server or client needs."""
+
+
+class ReactorThreadPool(Protocol):
+    """What ``IReactorThreads`` offers and we use: the reactor's thread pool."""
+
+    def getThreadPool(self) -> ThreadPool: ...
+
+
+class ListeningPort(Protocol):
+    """What ``IListeningPort`` offers: where it listens, and how to stop.
+
+    ``getHost()`` returns an ``IPv4Address`` or ``IPv6Address`` (``host``, ``port``).
+    """
+
+    def getHost(self) -> Any: ...
+
+    def stopListening(self) -> Deferred[None] | None: ...
+
+
+class TCPTransport(Protocol):
+    """What a TCP connection's transport offers and our protocols use.
+
+    It mirrors ``ITCPTransport`` (write, close, abort, addresses) plus ``IConsumer``
+    (register a producer, so the transport says when its buffer is full) and
+    ``IPushProducer`` (stop and resume reading). ``disconnecting`` is True once
+    ``loseConnection`` has been called. ``StringTransport`` fits it in tests.
+    """
+
+    disconnecting: bool
+
+    def write(self, data: bytes) -> None: ...
+
+    def loseConnection(self) -> None: ...
+
+    def abortConnection(self) -> None: ...
+
+    def getPeer(self) -> Any: ...
+
+    def getHost(self) -> Any: ...
+
+    def registerProducer(self, producer: object, streaming: bool) -> None: ...
+
+    def unregisterProducer(self) -> None: ...
+
+    def pauseProducing(self) -> None: ...
+
+    def resumeProducing(self) -> None: ...
+
+    def stopProducing(self) -> None: ...
 
 
 class ReactorCore(Protocol):
