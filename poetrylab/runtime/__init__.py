@@ -25,8 +25,8 @@ kernel's interrupt) or when the awaiting asyncio task is cancelled; the message 
 whether the cancellation has happened or, when the reactor thread is busy, that it will
 happen as soon as the thread is free. While a wait lasts, the waiting thread checks that
 the reactor thread still answers, and when it has not for over a second it says in the
-cell what is blocking it (``time.sleep(13), from In[8], line 2``). Nothing runs for that
-while nobody waits: an idle kernel costs no CPU.
+cell what is blocking it (``time.sleep(13), from In[8], line 2``). No thread and no timer
+runs for that while nobody waits, so an idle kernel is never woken by the runtime.
 
 The runtime never forgets a server it has not stopped: a stop the busy reactor thread
 cannot carry out yet raises :class:`StopPendingError`, keeps the server listed, and

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from poetrylab._typing import RuntimeReactor
+from poetrylab.runtime._waits import TIMEOUT_SCALE
 
 __all__ = [
     "REAP_EVERY",
@@ -45,7 +46,7 @@ __all__ = [
 THREAD_NAME = "ReactorThread"
 """The name of the thread the reactor runs in (shown by ``threading.current_thread()``)."""
 
-_START_TIMEOUT = 10.0
+_START_TIMEOUT = 10.0 * TIMEOUT_SCALE  # seconds; a loaded hub scales every default wait
 _EXIT_TIMEOUT = 3.0
 
 REAP_EVERY = 0.1
@@ -98,7 +99,8 @@ class ReactorThread:
         If the reactor is already running in some other thread (someone else started
         it), that thread is adopted. Raises :class:`EngineError` when the reactor has
         run and stopped in this process (a Twisted reactor cannot restart: restart the
-        kernel), or when it does not report running within 10 s.
+        kernel), or when it does not report running within 10 s (times
+        ``POETRYLAB_TIMEOUT_SCALE``).
         """
         with self._lock:
             started = self._started
