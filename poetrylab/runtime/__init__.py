@@ -44,11 +44,11 @@ while there are any) and one dependency less.
 
 Layout (one private module per concern; this module wires them together):
 
-    _engine    the global reactor and the thread it runs in (nothing else imports it)
+    _engine    the global reactor (no other runtime module imports it) and its thread
     _waits     blocking waits and the asyncio bridge; default timeouts
     _watchdog  is the reactor thread answering? what blocks it?
     _servers   server handles, the registry, the kinds one can serve
-    _cells     ipykernel: which cell is running; the reactor's output follows it
+    _cells     ipykernel: which cell runs; the reactor's output follows it; short tracebacks
     _reports   Twisted's log shown as short reports in the right cell
 
 :class:`Runtime` takes its engine and cells, so tests build one around a fake reactor;
