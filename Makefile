@@ -48,7 +48,7 @@ test-fast: $(STAMP)
 ## test-latest: the newest versions pyproject.toml allows, in $(LATEST), to see drift early
 test-latest:
 	$(PYTHON) -m venv --clear $(LATEST)
-	$(LATEST)/bin/python -m pip install --quiet --upgrade pip
+	$(LATEST)/bin/python -m pip install --quiet --upgrade pip setuptools
 	$(LATEST)/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager -e '.[test]'
 	$(LATEST)/bin/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	$(LATEST)/bin/python -m pip list --format=freeze > $(LATEST)/versions.txt
