@@ -18,12 +18,16 @@ How the package is laid out, and which notebook teaches each part:
     testing      ServerProcess and friends for your own tests             (16)
     bench/       blocking vs threaded vs asynchronous, measured           (01, 17)
     exercises/   the checks behind every notebook's exercises
+    kinds        the server kinds and their options, one table for the
+                 `poetrylab serve` command and for runtime.serve          (00-07, 13)
     cli          the `poetrylab` command (serve, get, poems, transform, bench, lab)
 
 Layers: corpus and download depend on nothing here; servers, clients, services and
-tracing on them; the CLI, the benchmark, the runtime and the exercises sit on top. Only
-the notebook runtime runs the global reactor: everything else takes a ``reactor``
-argument.
+tracing on them; kinds on the servers and services; the CLI, the benchmark, the runtime
+and the exercises sit on top. Only the entry points of processes import the global
+reactor: the notebook runtime (which runs it in a thread of its own), the `poetrylab`
+command, the twistd service and the benchmark's processes. Everything else takes a
+``reactor`` argument.
 """
 
 from __future__ import annotations
