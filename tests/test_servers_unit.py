@@ -199,7 +199,10 @@ def test_blocking_server_drops_a_client_that_stops_reading_and_serves_the_next()
 
 
 def test_blocking_server_stops_at_once_while_a_client_is_stuck_in_a_send() -> None:
-    server = BlockingPoetryServer(BIG, delay=0.0, num_bytes=65536, send_timeout=600.0).start()
+    # One chunk bigger than every socket buffer: once the client sees its first byte, the
+    # server is inside the send of that chunk, and stays there while the client reads nothing.
+    server = BlockingPoetryServer(BIG, delay=0.0, num_bytes=len(BIG), send_timeout=600.0)
+    server.start()
     with _stuck_client(server.port) as stuck:
         _wait_readable(stuck)
         server.stop(timeout=5.0)  # raises TimeoutError if the serving thread is stuck
