@@ -15,11 +15,12 @@ Bad arguments (a port out of range, a negative delay, an unknown poem, a port in
 give one line on stderr and exit status 2, never a traceback: every number is checked by
 its argparse ``type`` as it is read.
 
-Start-up: importing this module costs only ``argparse``. ``poetrylab --help`` imports
-nothing more; each subcommand imports what it needs when it runs, and builds only its
-own options (``poetrylab serve slow`` reads the options of ``slow`` alone). Every
-command that runs a reactor begins Twisted's log first (:mod:`poetrylab._logging`), and
-is the outermost entry point, the one place that imports Twisted's global reactor.
+Start-up: importing this module imports only the standard library (``argparse`` and a
+few more). ``poetrylab --help`` imports nothing else, no Twisted and no other module of
+ours; each subcommand imports what it needs when it runs, and builds only its own
+options (``poetrylab serve slow`` reads the options of ``slow`` alone). Every command
+that runs a reactor begins Twisted's log first (:mod:`poetrylab._logging`); being the
+process's entry point, it is where Twisted's global reactor is imported.
 """
 
 from __future__ import annotations

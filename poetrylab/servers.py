@@ -13,9 +13,9 @@ downloads take long enough to watch; netcat is a valid client.
 
 What a hostile or broken client can do to them, and what they do about it: a client
 that sends anything is ignored (the poem comes anyway); one that half-closes its side
-after connecting (``nc -N``) still gets the whole poem; one that stops reading is
-dropped after ``send_timeout`` seconds without taking anything, and costs at most the
-transport's buffer meanwhile (the Twisted servers stop producing while it is full).
+after connecting (``nc -N``) still gets the whole poem; one that stops reading costs at
+most the transport's buffer (the Twisted servers stop producing while it is full) and is
+dropped once the server has waited ``send_timeout`` seconds to send it more.
 
 Every Twisted server takes its ``reactor``; nothing here imports the global one.
 """
