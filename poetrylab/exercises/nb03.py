@@ -255,8 +255,6 @@ def check_callback_factory(factory_class: Callable[..., ClientFactory]) -> str:
         lambda reactor: reactor.listenTCP(0, ServerFactory(), interface="127.0.0.1"),
         name="nb03-check-closed",
     )
-    closed = nobody.port
-    nobody.stop()  # now nobody listens there
     good = runtime.listen(
         lambda reactor: listen_slow(reactor, poem, delay=0.002, num_bytes=40),
         name="nb03-check-good",
@@ -265,6 +263,10 @@ def check_callback_factory(factory_class: Callable[..., ClientFactory]) -> str:
         lambda reactor: reactor.listenTCP(0, _HangUpFactory(reactor, poem), interface="127.0.0.1"),
         name="nb03-check-broken",
     )
+    # Closed only now: a port freed before the other two listened could be handed to one
+    # of them by the operating system (it happened), and then somebody would listen there.
+    closed = nobody.port
+    nobody.stop()
     try:
         cases: list[tuple[str, int, str, object]] = [
             ("a working server", good.port, "callback", len(poem)),
