@@ -461,3 +461,23 @@ def test_cli_blocking_server_ends_on_sigterm_while_a_client_is_stuck(tmp_path: A
             assert server.stop(signal.SIGTERM, timeout=5) == 0
         finally:
             stuck.close()
+
+
+def test_a_client_leaving_mid_call_is_one_quiet_line_and_the_backend_call_is_dropped(
+    reactor: Any, listen: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    backend = listen(tagged.listen_tagged, reactor, delay=0.5)
+    gateway = listen(xmlrpc_gateway.listen_xmlrpc, reactor, address_of(backend))
+    client = gateway.factory.gateway.backend
+    body = xmlrpc.client.dumps(("raven",), "poem").encode()
+    with caplog.at_level(logging.DEBUG):
+        with socket.create_connection(address_of(gateway), timeout=10) as sock:
+            sock.sendall(
+                b"POST /RPC2 HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s"
+                % (len(body), body)
+            )
+            wait_until(lambda: client.in_flight == 1)
+        wait_until(lambda: client.in_flight == 0)  # forgotten, not left waiting
+    left = [r for r in caplog.records if "left during poem" in r.getMessage()]
+    assert [(r.levelno, r.name) for r in left] == [(logging.INFO, xmlrpc_gateway.log.name)]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], "no traceback"

@@ -694,6 +694,11 @@ class TaggedClient:
         """True while the cached connection is open."""
         return self._protocol is not None and self._protocol.is_open
 
+    @property
+    def in_flight(self) -> int:
+        """How many calls wait for their reply on the open connection (0 without one)."""
+        return self._protocol.in_flight if self._protocol is not None else 0
+
     def connection(self) -> Deferred[TaggedClientProtocol]:
         """A Deferred firing with the open connection's protocol, connecting if need be."""
         if self._protocol is not None and self._protocol.is_open:

@@ -292,12 +292,22 @@ class PoetryGateway(XMLRPC):
         self.calls += 1
         d = self.backend.call(verb, *args)
         # The HTTP client went away: stop waiting for the backend's reply.
-        request.notifyFinish().addErrback(_client_left, request, verb, d)
-        return d.addErrback(_as_fault, verb)
+        waiting = [True]
+        request.notifyFinish().addErrback(_client_left, request, verb, d, waiting)
+        return d.addBoth(_answered, waiting).addErrback(_as_fault, verb)
 
 
-def _client_left(failure: Failure, request: server.Request, verb: str, call: Deferred[Any]) -> None:
-    if not call.called:
+def _answered(result: object, waiting: list[bool]) -> object:
+    waiting[0] = False
+    return result
+
+
+def _client_left(
+    failure: Failure, request: server.Request, verb: str, call: Deferred[Any], waiting: list[bool]
+) -> None:
+    # Not `call.called`: a call that has connected is "called" already, while it waits
+    # for the reply on an inner Deferred. Cancelling reaches that one.
+    if waiting[0]:
         log.info("%s: left during %s; the backend call is cancelled", _client(request), verb)
         call.cancel()
 
