@@ -121,7 +121,8 @@ def check_targets(results: BenchResults) -> list[str]:
             f"  peak memory {max(float(r['peak_rss_mb'] or 0) for r in mine):6.1f} MB"
             f"  time: connecting {part('connect_s'):.2f} s, chunks {part('transfer_s'):.2f} s,"
             f" finishing {part('finish_s'):.2f} s; CPU: {part('cpu_connect_s'):.2f} /"
-            f" {part('cpu_transfer_s'):.2f} / {part('cpu_finish_s'):.2f} s"
+            f" {part('cpu_transfer_s'):.2f} / {part('cpu_finish_s'):.2f} s,"
+            f" {1e6 * part('cpu_transfer_s') / max(1.0, part('transfer_chunks')):.0f} µs a chunk"
             f"  ({len(mine)} runs{'; limit: ' + limits[0] if limits else ''})"
         )
     for run in results["runs"]:

@@ -266,6 +266,7 @@ def test_concurrent_phases_follow_the_last_connection_and_the_last_chunk() -> No
     assert phases["connect_s"] + phases["transfer_s"] + phases["finish_s"] == pytest.approx(2.0)
     assert phases["connect_mean_ms"] == pytest.approx(300)
     assert phases["chunks"] == 5
+    assert phases["transfer_chunks"] == 4, "the chunks after the last connection was made"
     # chunk lags: 0.1, 0.1 (task 1); 0.1, 0.1 and the 5-byte tail of chunk 2: 11.9 - 12.5
     assert phases["chunk_lag_max_ms"] == pytest.approx(100)
     assert phases["chunk_lag_mean_ms"] == pytest.approx(1000 * (0.4 - 0.6) / 5)
@@ -364,8 +365,8 @@ def _timeline(client: str, n: int, per_server: float, delay: float, chunks: bool
 def _phases(elapsed: float, cpu: float) -> Any:
     return {"connect_s": 0.1 * elapsed, "transfer_s": 0.85 * elapsed, "finish_s": 0.05 * elapsed,
             "connect_mean_ms": 1.0, "chunk_lag_mean_ms": 0.5, "chunk_lag_max_ms": 3.0,
-            "chunks": 11, "cpu_connect_s": 0.3 * cpu, "cpu_transfer_s": 0.6 * cpu,
-            "cpu_finish_s": 0.1 * cpu, "peak_threads": 1}  # fmt: skip
+            "chunks": 11, "transfer_chunks": 8, "cpu_connect_s": 0.3 * cpu,
+            "cpu_transfer_s": 0.6 * cpu, "cpu_finish_s": 0.1 * cpu, "peak_threads": 1}  # fmt: skip
 
 
 def fake_results(
@@ -753,3 +754,60 @@ def test_progress_draws_a_tqdm_bar_on_a_terminal_and_notes_failures() -> None:
     assert "asyncio N=2 repeat 2" in text and "2/2" in text and "\r" in text
     assert "asyncio N=2 repeat 2: FAILED: refused" in text
     assert "[1/2]" not in text, "no log lines on a terminal"
+
+
+# ---------------------------------------------------------------- make bench
+
+
+def _bench_script() -> Any:
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "bench_clients.py"
+    spec = importlib.util.spec_from_file_location("bench_clients_script", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(("load", "force", "starts"), [
+    ((1.9, 1.0, 1.0), False, False),
+    ((1.9, 1.0, 1.0), True, True),
+    ((0.4, 1.0, 1.0), False, True),
+])  # fmt: skip
+def test_make_bench_refuses_a_busy_machine_unless_forced(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+    load: tuple[float, float, float], force: bool, starts: bool,
+) -> None:
+    script = _bench_script()
+    monkeypatch.setattr(script, "machine_load", lambda: MachineLoad(load, cpus=2))
+    started: list[list[str]] = []
+
+    def call(argv: list[str]) -> int:
+        started.append(argv)
+        return 9  # stop right after: nothing is measured here
+
+    monkeypatch.setattr(script.subprocess, "call", call)
+    status = script.main(["--out-dir", str(tmp_path)] + (["--force"] if force else []))
+    assert bool(started) == starts
+    if not starts:
+        assert status == 3
+        err = capsys.readouterr().err
+        assert "not starting a 10,000-server sweep" in err and "FORCE=1" in err
+    else:
+        assert status == 9 and "--servers" in started[0]
+
+
+def test_progress_in_a_notebook_is_tqdms_widget() -> None:
+    pytest.importorskip("ipywidgets")
+    from tqdm.notebook import tqdm as notebook_tqdm
+
+    progress = SweepProgress(notebook=True)
+    run = PlannedRun("select", 4, 0, 1.0)
+    progress(0, 2, run, None)
+    bar = progress._bar
+    assert isinstance(bar, notebook_tqdm) and bar.total == 2
+    progress(1, 2, run, _record_for(1.0))
+    assert bar.n == 1
+    progress(2, 2, run, _record_for(1.0))
+    assert progress._bar is None, "closed when the sweep is done"

@@ -50,6 +50,7 @@ __all__ = [
     "BenchResults",
     "RunRecord",
     "ServerHost",
+    "SweepProgress",
     "efficiency",
     "format_table",
     "ideal_concurrent",
@@ -63,3 +64,12 @@ __all__ = [
     "save_results",
     "summarise",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # SweepProgress imports tqdm: only when asked for, so `poetrylab --help` stays quick.
+    if name == "SweepProgress":
+        from poetrylab.bench._progress import SweepProgress
+
+        return SweepProgress
+    raise AttributeError(f"module 'poetrylab.bench' has no attribute {name!r}")

@@ -2,7 +2,8 @@
 
 On a terminal tqdm redraws one bar, with the run in progress and the time left; in a
 log (stderr not a terminal) a bar redrawn with carriage returns would be noise, so
-there is no bar and each finished run gets one line instead, and nothing is lost.
+there is no bar and each finished run gets one line instead, and nothing is lost. In a
+notebook, ``SweepProgress(notebook=True)`` draws tqdm's notebook bar (a widget) instead.
 """
 
 from __future__ import annotations
@@ -34,12 +35,15 @@ class SweepProgress:
     """A progress hook for :func:`~poetrylab.bench.harness.run_bench`, drawn by tqdm.
 
     Call it as ``progress(done, total, run, record)``; :meth:`close` (or leaving the
-    ``with`` block) ends the bar. Not thread-safe (the harness calls it from one thread).
+    ``with`` block) ends the bar. ``notebook=True`` draws tqdm's notebook widget (it
+    needs ipywidgets, which the course installs). Not thread-safe (the harness calls it
+    from one thread).
     """
 
-    def __init__(self, stream: TextIO | None = None) -> None:
+    def __init__(self, stream: TextIO | None = None, *, notebook: bool = False) -> None:
         self.stream = stream if stream is not None else sys.stderr
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.notebook = notebook
+        self.tty = notebook or bool(getattr(self.stream, "isatty", lambda: False)())
         self._bar: tqdm[Never] | None = None
 
     def __call__(
@@ -48,8 +52,13 @@ class SweepProgress:
         label = f"{run.client} N={run.n_servers:,} repeat {run.repeat + 1}"
         bar = self._bar
         if bar is None:
-            bar = self._bar = tqdm(total=total, unit="run", file=self.stream, disable=not self.tty,
-                                   dynamic_ncols=True, leave=True)  # fmt: skip
+            if self.notebook:
+                from tqdm.notebook import tqdm as notebook_tqdm
+
+                bar = self._bar = notebook_tqdm(total=total, unit="run", leave=True)
+            else:
+                bar = self._bar = tqdm(total=total, unit="run", file=self.stream,
+                                       disable=not self.tty, dynamic_ncols=True, leave=True)
         if record is None:
             bar.set_description_str(label)
             return

@@ -96,8 +96,11 @@ def phases_of(
              if d.connected is not None and d.started is not None]  # fmt: skip
     lags: list[float] = []
     chunks = 0
+    in_transfer = 0
     for d in downloads:
         chunks += len(d.chunks)
+        in_transfer += sum(any(a < c.t - start <= b for a, b in windows["transfer"])
+                           for c in d.chunks)  # fmt: skip
         if delay is None or not num_bytes or d.connected is None:
             continue
         received = 0
@@ -113,6 +116,7 @@ def phases_of(
         chunk_lag_mean_ms=1000 * sum(lags) / len(lags) if lags else None,
         chunk_lag_max_ms=1000 * max(lags) if lags else None,
         chunks=chunks,
+        transfer_chunks=in_transfer,
         cpu_connect_s=None,
         cpu_transfer_s=None,
         cpu_finish_s=None,

@@ -99,8 +99,9 @@ class Phases(TypedDict):
     ``chunk_lag_*`` is how long after it was due (connection made + k x delay) each chunk
     arrived: server lateness and the client's own included. The ``cpu_*`` fields split the
     client's CPU time the same way (None when nobody sampled it, as in a notebook);
-    ``chunks`` counts the reads that returned data, ``peak_threads`` the most threads the
-    client process had (None when not sampled).
+    ``chunks`` counts the reads that returned data, ``transfer_chunks`` those of them in
+    the chunks phase (so ``cpu_transfer_s / transfer_chunks`` is the CPU a chunk cost),
+    ``peak_threads`` the most threads the client process had (None when not sampled).
     """
 
     connect_s: float
@@ -110,6 +111,7 @@ class Phases(TypedDict):
     chunk_lag_mean_ms: float | None
     chunk_lag_max_ms: float | None
     chunks: int
+    transfer_chunks: int
     cpu_connect_s: float | None
     cpu_transfer_s: float | None
     cpu_finish_s: float | None
