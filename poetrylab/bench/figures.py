@@ -250,7 +250,9 @@ def plot_timelines(
                 if task["error"] and task["finished"] is not None:
                     ax.plot([task["finished"]], [y], "x", color=FAILURE_COLOUR, ms=16, mew=3,
                             zorder=4)  # fmt: skip
-            for x, task_number in _dodged(marks, gap):
+            placed = _dodged(marks, gap)
+            drawn_to = max((x for x, _ in placed), default=0.0)
+            for x, task_number in placed:
                 tcol, marker = TASK_STYLES[(task_number - 1) % len(TASK_STYLES)]
                 ax.vlines(x, y - 0.3, y + 0.18, colors=tcol, lw=2.0, zorder=2)
                 ax.plot([x], [y + 0.26], marker=marker, color=tcol, ms=7, mew=0, zorder=3)
@@ -263,7 +265,7 @@ def plot_timelines(
             if index == len(_lanes(run, max_tasks)) - 1 or _single_threaded(run):
                 finish = max((t["finished"] or 0.0 for t in run["timeline"][:max_tasks]),
                              default=0.0)  # fmt: skip
-                ends[id(run)] = (finish, y)
+                ends[id(run)] = (max(finish, drawn_to), y)
             y -= 1
         for run in runs:
             finish, lane_y = ends[id(run)]
