@@ -47,7 +47,6 @@ __all__ = [
     "CLIENT_STYLES",
     "FAILURE_COLOUR",
     "TASK_STYLES",
-    "ShownFigure",
     "client_style",
     "plot_cpu",
     "plot_efficiency",
@@ -112,14 +111,6 @@ def client_style(client: str) -> dict[str, str]:
     if client in CLIENT_STYLES:
         return CLIENT_STYLES[client]
     return _SPARE_STYLES[sum(map(ord, client)) % len(_SPARE_STYLES)]
-
-
-class ShownFigure(Figure):
-    """A Figure that shows itself as a PNG in a notebook (kept for the service figures;
-    the benchmark's own figures are :class:`~poetrylab.pictures.Picture` objects)."""
-
-    def _repr_png_(self) -> bytes:
-        return Picture(self, scale=1.0, dpi=90).png()
 
 
 def _new_axes(ax: Axes | None, size: tuple[float, float]) -> tuple[Figure, Axes]:
