@@ -50,7 +50,7 @@ html_theme = "sphinx_book_theme"
 html_title = "poetrylab: Twisted, live"
 html_last_updated_fmt = None
 html_show_sourcelink = False
-html_copy_source = False
+html_copy_source = True  # the theme's download button offers the notebook itself
 html_theme_options = {
     "repository_url": f"https://github.com/{REPOSITORY}",
     "repository_branch": "HEAD",
