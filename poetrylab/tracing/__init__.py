@@ -7,13 +7,14 @@ and only one module touches Twisted's private names):
 - ``model``       the trace as plain data (TraceData, DeferredInfo, Stage, Event, Value), JSON
 - ``_values``     bounded summaries of values (the tracer keeps no user object)
 - ``render_text`` a deterministic text rendering, for terminals, tests and nbval
+- ``_style``      colours, type sizes and text measuring for the pictures
 - ``layout``      the diagram's boxes, arrows, sides and sizes, computed as plain data
 - ``paint``       the layout painted with matplotlib: a PNG for notebooks, SVG on request
 - ``timeline``    events against time, one lane per Deferred or thread
 - ``widget``      an ipywidgets control replaying a trace step by step
 - ``views``       every view of a trace and the one display wrapper; ``Trace``
-- ``_record``, ``_patches``, ``capture``  the Tracer that records live Deferreds
 - ``live``        a diagram redrawn while the traced block runs
+- ``_record``, ``_patches``, ``capture``  the Tracer that records live Deferreds
 - ``simulate``    build a chain from a short description, run it, return its trace
 - ``examples``    canonical flows run under the tracer
 

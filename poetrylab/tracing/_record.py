@@ -122,6 +122,11 @@ class Recorder:
         self._built_upto = 0
         self._cache: tuple[tuple[int, int, int, tuple[str, ...]], TraceData] | None = None
 
+    @property
+    def event_count(self) -> int:
+        """How many events have been recorded so far (read in any thread)."""
+        return len(self._events)
+
     # -- time and place ------------------------------------------------------------------
     def _now(self) -> float:
         return self._clock() - self._t0

@@ -8,11 +8,11 @@ the object does in its ``__repr__`` or ``__str__``, and its text is never longer
 ellipsis (``'Tyger Tyger, b…forests of the night;'``) and is marked ``cut``.
 
 :func:`keep` is what the tracer records: the summary, except for exact built-in ints (of
-at most 15 digits), floats, bools and strings of at most :data:`KEEP_STR`
-characters, which are kept as they are and summarised when the trace is built
-(:func:`summarize_kept`). Those are immutable, tiny and have no finalizer, so keeping them
-costs no memory to speak of and changes nothing the program can see, while a traced chain
-of 10,000 callbacks does not pay for 20,000 summaries as it runs.
+at most 15 digits), floats, bools and strings of at most :data:`KEEP_STR` characters,
+which are kept as they are and summarised when the trace's events are read
+(:class:`~.model.Event` does that). Those are immutable, tiny and have no finalizer, so
+keeping them costs no memory to speak of and changes nothing the program can see, while a
+traced chain of 10,000 callbacks does not pay for 20,000 summaries as it runs.
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ __all__ = [
     "keep",
     "summarize",
     "summarize_exception",
-    "summarize_kept",
     "type_name",
 ]
 
@@ -169,14 +168,6 @@ def keep(obj: object) -> Any:
         return obj
     elif obj is None:
         return NONE
-    return summarize(obj)
-
-
-def summarize_kept(obj: object) -> Value:
-    """The summary of a value :func:`keep` kept as it was (or of anything else)."""
-    cls = type(obj)
-    if cls is float:
-        return Value("value", "float", repr(obj))
     return summarize(obj)
 
 

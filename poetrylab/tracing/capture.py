@@ -148,12 +148,12 @@ class Tracer(Recorder, Views):
         """Trace ``d`` from now on (any thread may fire it); returns ``d``.
 
         Stages added to ``d`` before this call are not seen. If some are still to run, the
-        views show one "earlier stages not traced" row, and the firing is recorded when
-        the result comes out of them (outcome ``untraced``) with the value the first
-        traced stage gets. Otherwise, if ``d`` has already fired, its current result is
-        recorded as ``fired`` with outcome ``already``. Before :meth:`start` the Deferred
-        is remembered and watched when recording starts. Raises RuntimeError once the
-        tracer has stopped.
+        views show one "earlier stages not traced" row, and what comes out of them is
+        recorded as ``d``'s firing (outcome ``untraced``) when the first traced stage gets
+        it (or, if none does, when the trace is next asked for). Otherwise, if ``d`` has
+        already fired, its current result is recorded as ``fired`` with outcome
+        ``already``. Before :meth:`start` the Deferred is remembered and watched when
+        recording starts. Raises RuntimeError once the tracer has stopped.
         """
         if not self._started:
             self._pending_watch.append(d)

@@ -73,6 +73,7 @@ STEP_GAP = 16.0
 CANCEL_W = 24.0
 LANE_MIN = 92.0
 LANE_MAX = 168.0
+AWAITED_MAX = 2 * MIN_CELL + GUTTER - INDENT - 2 * PAD
 LANE_GAP = 12.0
 JOIN_GAP = 34.0
 BUS_GAP = 14.0
@@ -590,9 +591,14 @@ class _BlockBuilder:
             for child in children:
                 content_w = max(content_w, INDENT + child.w)
         step_parts = self._step_parts(steps)
-        for _, awaited in step_parts:
+        for step, awaited in step_parts:
             if awaited is not None:
                 content_w = max(content_w, INDENT + awaited.w)
+            if isinstance(step, Event):  # room for what the step says, up to half the display
+                said = describe(ctx.trace, step, ctx.steps.get(step.seq))
+                content_w = max(
+                    content_w, min(text_width(said, PX["cell"]) + 24, DISPLAY_WIDTH / 2)
+                )
         lanes = self._lanes(members) if members else []
         if lanes:
             content_w = max(content_w, self._lanes_width(lanes, content_w))
@@ -673,16 +679,16 @@ class _BlockBuilder:
                 part.arrows.append(
                     Arrow(
                         "step",
-                        (anchor, (left + cols_w / 2, y)),
+                        (anchor, (left + content_w / 2, y)),
                         self.did,
                         style="step",
                         seq=step.seq if isinstance(step, Event) else None,
                         keys=_keys_of(step),
                     )
                 )
-            box = self._step_box(step, left, y, cols_w)
+            box = self._step_box(step, left, y, content_w)
             part.boxes.append(box)
-            anchor = (left + cols_w / 2, y + STEP_H)
+            anchor = (left + content_w / 2, y + STEP_H)
             y += STEP_H + STEP_GAP
             if waited is not None:
                 part.add(waited, left + INDENT, y)
@@ -1366,12 +1372,14 @@ class _BlockBuilder:
         crossing = abs(tx - sx) > target.w / 2 + 1
         points: tuple[tuple[float, float], ...]
         if crossing:
+            # from the source's inner bottom corner to the target's inner top corner: the
+            # arrow crosses the gutter in the gap between rows, clear of the stage numbers
             going_right = tx > sx
             half = target.w / 2
             sx += half if going_right else -half
-            sy -= CELL_H / 2
+            sy -= 5
             tx -= half if going_right else -half
-            ty += CELL_H / 2
+            ty += 5
             points = ((sx, sy), (tx, ty))
         else:
             points = ((sx, sy), (sx, ty))
@@ -1693,11 +1701,16 @@ class _BlockBuilder:
             [text_width(info.label, PX["box_title"], True) + 8]
             + [text_width(s.name(self._ran_side(s)), PX["cell"], True) + 16 for s in stages]
         )
+        # awaited by a generator, a lane may be as wide as the steps above it
+        most = LANE_MAX if self.ctx.trace.deferred(list_did or 0).is_list else AWAITED_MAX
+        if self.fired is not None:
+            fire_text = _fire_text(info, self.fired, self.labels)
+            widest = max(widest, min(text_width(fire_text, PX["label"], True) + 16, most))
         gave_text = ""
         if given is not None:
             gave_text = f"[{given.slot}] {_value_text(given.value, self.labels)}"
-            widest = max(widest, min(text_width(gave_text, PX["label"], True) + 16, LANE_MAX))
-        w = min(max(widest, LANE_MIN), LANE_MAX)
+            widest = max(widest, min(text_width(gave_text, PX["label"], True) + 16, most))
+        w = min(max(widest, LANE_MIN), most)
         y = PAD
         part.labels.append(
             Label(
@@ -2014,18 +2027,17 @@ def layout(
         + [PANEL_MIN]
     )
     panel_w = min(PANEL_W, usable - blocks_w - BLOCK_GAP, wanted) if panel else 0.0
-    width = float(
-        math.ceil(max(blocks_w + (BLOCK_GAP + panel_w if panel else 0.0), 360.0) + 2 * MARGIN)
-    )
+    content = max(blocks_w + (BLOCK_GAP + panel_w if panel else 0.0), 360.0)
+    # room for the whole headline when the display has it
+    content = min(max(content, text_width(head, PX["title"], True) + 4), usable)
+    width = float(math.ceil(content + 2 * MARGIN))
     out = Layout(
         width, 0.0, head, notes, legend=legend, highlight=frozenset(highlight), unfold=unfold
     )
     y = MARGIN
     title_w = width - 2 * MARGIN
     out.labels.append(
-        Label(
-            "title", MARGIN, y + 12, fit(head, title_w, PX["title"], True), PX["title"], bold=True
-        )
+        Label("title", MARGIN, y + 12, _fit_title(head, title_w), PX["title"], bold=True)
     )
     y += 30
     note_lines: list[str] = []
@@ -2068,6 +2080,18 @@ def layout(
         bottom = _legend(out, legend, MARGIN, bottom + 10, width - 2 * MARGIN, vertical=False)
     out.height = float(math.ceil(bottom + MARGIN))
     return out
+
+
+def _fit_title(head: str, width: float) -> str:
+    """The headline fitted to ``width``: ``start → end`` keeps its arrow and its end (what
+    the chain ended with is the point), leaving out the middle of the start first."""
+    px = PX["title"]
+    if text_width(head, px, True) <= width or " → " not in head:
+        return fit(head, width, px, True)
+    start, end = head.split(" → ", 1)
+    end = fit(end, width / 2, px, True)
+    room = width - text_width(" → " + end, px, True)
+    return fit(start, max(room, 40.0), px, True) + " → " + end
 
 
 def _legend(

@@ -21,12 +21,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from poetrylab import _ticks
-
-if TYPE_CHECKING:
-    from .capture import Tracer
 
 __all__ = ["EVERY", "LiveView", "ipython_display"]
 
@@ -47,6 +44,15 @@ def ipython_display(picture: Any) -> Any:
     return display(picture, display_id=True)  # type: ignore[no-untyped-call]  # IPython
 
 
+class Recording(Protocol):
+    """What a live view needs of a tracer: how much it has recorded, and its diagram."""
+
+    @property
+    def event_count(self) -> int: ...
+
+    def diagram(self, ref: Any = None, **options: Any) -> Any: ...
+
+
 class LiveView:
     """Shows ``tracer``'s diagram and redraws it on ticks while it records.
 
@@ -57,7 +63,7 @@ class LiveView:
 
     def __init__(
         self,
-        tracer: Tracer,
+        tracer: Recording,
         display: Callable[[Any], Any] | None = None,
         clock: Callable[[], float] = time.monotonic,
         every: float = EVERY,
@@ -83,7 +89,7 @@ class LiveView:
         return self
 
     def _size(self) -> int:
-        return len(self.tracer._events)
+        return self.tracer.event_count
 
     def _picture(self) -> Any:
         self._shown = self._size()

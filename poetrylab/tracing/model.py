@@ -14,7 +14,8 @@ Schema (``TraceData.to_dict()``; ``to_json`` writes exactly this)::
      "deferreds": [DeferredInfo, ...],      # in the order they came into scope
      "events": [Event, ...]}                # in the order they happened (by "seq")
 
-Version 1 traces load too (version 2 only added event kinds and the ``notes`` list).
+Version 1 traces load too (version 2 added the kinds ``held`` and ``released``, a
+Deferred waiting on itself, ``Value.cut`` and ``meta["notes"]``).
 
 ``DeferredInfo`` -- one Deferred:
     ``id`` (int, 1, 2, ... in order of first sight), ``label`` (``"d1"`` unless named),
@@ -84,8 +85,9 @@ kind                fields used
                     ``send`` or ``throw`` (how ``value`` came back into it), ``outcome``
                     ``yielded``, ``returned`` or ``raised`` and ``result`` what came out;
                     ``other``: the Deferred it now waits on
-``not_traced``      something the tracer could not see here; ``detail`` says what
 ==================  ====================================================================
+
+What the tracer could not see is not an event: it is a sentence in ``meta["notes"]``.
 
 ``Value`` -- a summary of one value: ``kind`` (``value``, ``failure`` or ``deferred``),
 ``type`` (type name; the exception type for a failure), ``text`` (a bounded ``repr``; the
@@ -289,12 +291,12 @@ class DeferredInfo:
 
 
 def _as_value(raw: object) -> Value | None:
-    """A summary, from what the tracer kept (a summary, or a small int, str, float...)."""
+    """A summary, from what the tracer kept: a summary already, or one of the plain
+    values it keeps as they are (an int of at most 15 digits, a float, a bool, a str of at
+    most 78 characters), whose ``repr`` is its summary."""
     if raw is None or isinstance(raw, Value):
         return raw
-    from ._values import summarize_kept  # the model's one helper, for kept plain values
-
-    return summarize_kept(raw)
+    return Value("value", type(raw).__name__, repr(raw))
 
 
 class Event(tuple):  # type: ignore[type-arg]  # a typed record, stored as a tuple

@@ -122,8 +122,6 @@ def describe(trace: TraceData, event: Event, step_number: int | None = None) -> 
         return f"member {event.slot} ({_ref(event.other, labels)}) gave {value}"
     if kind == "step":
         return _step(info.kind, event, value, labels, step_number)
-    if kind == "not_traced":
-        return f"not traced here: {event.detail}"
     return kind
 
 
