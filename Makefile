@@ -27,11 +27,11 @@ $(STAMP): $(LOCK) pyproject.toml
 lab: $(STAMP)
 	$(VENV)/bin/poetrylab lab
 
-# The checks `make test` and `make test-latest` run, in the environment $(1). The
-# notebooks run even when a test failed, so one run reports every failure.
+# The checks `make test` and `make test-latest` run, in the environment $(1). Each runs
+# even when one before it failed, so one run reports every failure (and fails).
 define run-tests
-	$(1)/bin/ruff check poetrylab tests twisted scripts notebooks/conftest.py docs/site
 	status=0; \
+	$(1)/bin/ruff check poetrylab tests twisted scripts notebooks/conftest.py docs/site || status=$$?; \
 	$(1)/bin/python -m pytest tests || status=$$?; \
 	$(1)/bin/python -m pytest --nbval notebooks $(SANITIZE) || status=$$?; \
 	exit $$status
