@@ -2,10 +2,11 @@
 
 Run: ``.venv/bin/python scripts/bench_get.py --other "python3 /path/to/get-poetry.py"``
 
-One slow server (``poetrylab serve slow raven --delay 0.01 --num-bytes 1000``: four chunks,
-about 30 ms a poem) serves ``--downloads`` downloads (default 100), all started at once,
-to ``poetrylab get -q --client deferred`` and to the ``--other`` command, which is given the
-same ``127.0.0.1:PORT`` arguments (the classic tutorial's ``twisted-client-4/get-poetry.py``
+One slow server (``poetrylab serve slow raven --delay 0.01 --num-bytes 1000``: four
+chunks, about 30 ms a poem; ``--delay`` and ``--num-bytes`` change it) serves
+``--downloads`` downloads (default 100), all started at once, to ``poetrylab get -q
+--client deferred`` and to the ``--other`` command, which is given the same
+``127.0.0.1:PORT`` arguments (the classic tutorial's ``twisted-client-4/get-poetry.py``
 takes them that way). The two alternate, ``--pairs`` times (default 5), so a change in
 the machine's load hits both; reported: the median wall time and CPU time (user +
 system, from ``getrusage``) of each, and the ratio ours / other. Then ``poetrylab --help``
@@ -65,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--other", help="the command to compare with (addresses are appended)")
     parser.add_argument("--downloads", type=int, default=100, help="downloads per run (100)")
     parser.add_argument("--pairs", type=int, default=5, help="alternating runs of each (5)")
+    parser.add_argument("--delay", default="0.01", help="the server's --delay (0.01)")
+    parser.add_argument("--num-bytes", default="1000", help="the server's --num-bytes (1000)")
     args = parser.parse_args(argv)
     poetrylab = [str(Path(sys.executable).with_name("poetrylab"))]
     if not Path(poetrylab[0]).exists():
@@ -73,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', '')!r}")
     ours: list[Timing] = []
     other: list[Timing] = []
-    with ServerProcess("slow", "raven", "--delay", "0.01", "--num-bytes", "1000") as server:
+    pacing = ["--delay", args.delay, "--num-bytes", args.num_bytes]
+    with ServerProcess("slow", "raven", *pacing) as server:
         addresses = [str(server.address)] * args.downloads
         get = [*poetrylab, "get", "-q", "--client", "deferred", *addresses]
         timed(get)  # warm the file cache (and write bytecode where allowed)
