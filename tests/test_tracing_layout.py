@@ -423,3 +423,41 @@ def test_a_clock_timeout_and_a_cancel_of_an_inline_generator_lay_out(seven: Trac
     drawn = layout(t.snapshot())
     assert overlapping_text(drawn) == [] and outside(drawn) == []
     assert drawn.arrows_of("cancel")
+
+
+def deep_nesting(stages: int) -> Trace:
+    with trace() as t:
+        inners: list[Deferred[int]] = [Deferred() for _ in range(stages)]
+        outer: Deferred[int] = Deferred()
+        for inner in inners:
+            inner.addCallback(lambda x: x + 1)
+            outer.addCallback(lambda _, inner=inner: inner)
+        outer.callback(0)
+        for i, inner in enumerate(inners):
+            inner.callback(i)
+    return t.snapshot()
+
+
+def overlapping_marks(drawn: Layout) -> list[tuple[str, str]]:
+    """Pairs of marks that overlap without one holding the other."""
+    marks = [b for b in drawn.boxes if b.kind not in ("frame", "nest", "legend", "text")]
+    return [
+        (f"{a.kind} {a.text!r}", f"{b.kind} {b.text!r}")
+        for a, b in combinations(marks, 2)
+        if a.overlaps(b)
+    ]
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_no_two_marks_overlap(name: str) -> None:
+    assert overlapping_marks(layout(EXAMPLES[name]())) == []
+
+
+def test_a_long_chain_of_inner_deferreds_leaves_them_out_with_its_middle() -> None:
+    drawn = layout(deep_nesting(40))
+    (gap,) = drawn.boxes_of("elided")
+    assert gap.text == "… 28 more stages, 28 inner Deferreds …"
+    assert not drawn.boxes_of("stub")  # nothing drawn on top of the rows
+    assert overlapping_marks(drawn) == [] and outside(drawn) == []
+    shown = {b.deferred for b in drawn.boxes_of("frame")}
+    assert len(shown) == 1 + 12  # the chain, and what its shown stages waited on

@@ -289,7 +289,7 @@ class Stage1(tuple):  # type: ignore[type-arg]  # (fn, side, rec, sid, key)
     wrapped function's attributes.
 
     It is a tuple ``(fn, side, rec, sid, key)`` underneath: made with one C call (see
-    :func:`_add_one`), as a traced chain of 10,000 stages makes 10,000 of them.
+    :func:`_fast`), as a traced chain of 10,000 stages makes 10,000 of them.
     """
 
     __slots__ = ()
@@ -702,26 +702,11 @@ def _p_add_callbacks(self: Any, *args: Any, **kwargs: Any) -> Any:
     return _orig_add_callbacks(self, *args, **kwargs)
 
 
-def _add_one(d: Any, fn: Any, side: str, recorder: Recorder, rec: Rec) -> Stage1 | None:
-    """Record the usual stage (see :class:`Stage1`) and return what goes in the chain."""
-    if not rec.fired and d.called:
-        recorder.note_fired(d, rec)
-    if rec.untraced and not rec.reached:
-        return None  # the general path records what comes out of the untraced stages
-    name = fn.__qualname__
-    if "<" in name:
-        name = _function_name(fn)
-    role = "runtime" if fn.__module__ in RUNTIME_MODULES else "user"
-    if side == "callback":
-        sid = recorder.add_stage(rec, name, "passthru", False, True, role)
-    else:
-        sid = recorder.add_stage(rec, "passthru", name, True, False, role)
-    return _new(Stage1, (fn, side, rec, sid, id(d)))
-
-
 def _fast(d: Any, fn: Any, side: str, args: tuple[Any, ...], kwargs: Any) -> Stage1 | None:
-    """The usual stage on the fast path (one recorder, a plain function, no extra
-    arguments), or None when ``d`` is not traced or the general path must take it."""
+    """Record the usual stage -- one recorder, one of the learner's functions, no extra
+    arguments, Twisted's pass-through on the other side -- and return what goes in the
+    chain (a :class:`Stage1`); None when ``d`` is not traced or the general path must
+    take it. A traced chain of 10,000 stages comes through here 10,000 times."""
     single = _single
     if single is None or type(fn) is not FunctionType or args or kwargs:
         return None
@@ -729,7 +714,19 @@ def _fast(d: Any, fn: Any, side: str, args: tuple[Any, ...], kwargs: Any) -> Sta
     if rec is None or id(fn.__code__) in _PLUMBING:
         return None
     try:
-        return _add_one(d, fn, side, single, rec)
+        if not rec.fired and d.called:
+            single.note_fired(d, rec)
+        if rec.untraced and not rec.reached:
+            return None  # the general path records what comes out of the untraced stages
+        name = fn.__qualname__
+        if "<" in name:
+            name = _function_name(fn)
+        role = "runtime" if fn.__module__ in RUNTIME_MODULES else "user"
+        if side == "callback":
+            sid = single.add_stage(rec, name, "passthru", False, True, role)
+        else:
+            sid = single.add_stage(rec, "passthru", name, True, False, role)
+        return _new(Stage1, (fn, side, rec, sid, id(d)))
     except Exception as error:
         _internal([single], "a stage added", error)
         return None

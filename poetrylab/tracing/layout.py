@@ -581,9 +581,11 @@ class _BlockBuilder:
         cols_w = 2 * cell_w + GUTTER
         steps = [e for e in self.events if e.kind == "step"]
         # children first: their widths decide ours
+        hidden = self._hidden()
         inner = {
             sid: [_BlockBuilder(ctx, child, nested=True).build() for child in children]
             for sid, children in ctx.inner_at.get(self.did, {}).items()
+            if sid not in hidden  # a stage left out takes what it waited on with it
         }
         members = [m for m in info.members if ctx.owner.get(m) == self.did]
         content_w = cols_w
@@ -752,7 +754,7 @@ class _BlockBuilder:
                     cols_w,
                     CELL_H,
                     self.did,
-                    text=f"… {row:,} more stages …",
+                    text=fit(self._elided_text(row, hidden), cols_w - 8, PX["cell"], italic=True),
                     style="muted",
                     italic=True,
                 )
@@ -990,6 +992,20 @@ class _BlockBuilder:
                 return fit(head, 1e9, px, bold) + fit(inside, room, px, bold) + close
         return out
 
+    def _elided_text(self, count: int, hidden: set[int]) -> str:
+        waited = sum(
+            len(children)
+            for sid, children in self.ctx.inner_at.get(self.did, {}).items()
+            if sid in hidden
+        )
+        more = f", {waited} inner Deferreds" if waited else ""
+        return f"… {count:,} more stages{more} …"
+
+    def _hidden(self) -> set[int]:
+        """The ids of the stages left out of a long chain's middle."""
+        shown = {row.id for row in self._rows() if not isinstance(row, int)}
+        return {stage.id for stage in self.stages} - shown
+
     def _rows(self) -> list[Any]:
         stages = self.stages
         if len(stages) > MAX_ROWS:
@@ -1107,15 +1123,16 @@ class _BlockBuilder:
             text = "not fired" + (" (paused by pause())" if final.held else "")
             if final.held:
                 self.part.used.add("held")
-        x = left + (cols_w - cell_w) / 2
+        w = min(max(text_width(text, PX["cell"], italic=True) + 20, cell_w), cols_w)
+        x = left + (cols_w - w) / 2
         return Box(
             "result",
             x,
             y,
-            cell_w,
+            w,
             PILL_H,
             self.did,
-            text=self._fitted(text, cell_w - 12, PX["cell"]),
+            text=self._fitted(text, w - 12, PX["cell"]),
             style="muted",
             italic=True,
             dashed=True,
@@ -1182,7 +1199,13 @@ class _BlockBuilder:
         handed = [e for e in self.ctx.handoffs.get(self.did, []) if e.seq in handoff_boxes]
         story = sorted([*story, *handed], key=lambda e: e.seq)
         elided = any(isinstance(r, int) for r in self._rows())
+        hidden = self._hidden()
+        in_hidden = False  # the result is in the left-out middle of a long chain
         for e in story:
+            if e.kind == "stage_ran" and e.deferred == self.did and e.stage is not None:
+                in_hidden = e.stage in hidden
+            elif in_hidden and e.kind in ("paused", "adopted", "resumed"):
+                continue  # what a left-out stage waited on is left out with it
             if e.seq in handoff_boxes and e.deferred != self.did:
                 box = handoff_boxes[e.seq]
                 if anchor is not None:
@@ -1332,10 +1355,13 @@ class _BlockBuilder:
         stub saying where takes their place."""
         out: dict[int, list[Event]] = {}
         last: int | None = None
+        hidden = self._hidden()
         for e in self.events:
             if e.kind == "stage_ran":
                 last = e.stage
             elif e.kind == "paused" and e.other != self.did and last is not None:
+                if last in hidden:
+                    continue
                 drawn_here = any(child.did == e.other for child in inner.get(last, []))
                 if not drawn_here:
                     out.setdefault(last, []).append(e)
@@ -1548,40 +1574,48 @@ class _BlockBuilder:
         if any(roles.get(e.stage or 0) != "list" for e in ran):
             return False
         fired = next((e for e in events if e.kind == "fired"), None)
-        given = next(
-            (
-                e
-                for e in self.ctx.events.get(self.did, [])
-                if e.kind == "member_result" and e.other == m
-            ),
-            None,
-        )
+        given = self._given(m)
+        if fired is None and given is None:
+            return not ran and not info.untraced  # not fired yet, nothing ran
         return fired is not None and given is not None and fired.value == given.value
 
+    def _given(self, m: int) -> Event | None:
+        """What member ``m`` gave this list (None if nothing yet)."""
+        for e in self.ctx.events.get(self.did, []):
+            if e.kind == "member_result" and e.other == m:
+                return e
+        return None
+
     def _chip(self, m: int) -> _Part:
-        """A member that fired and gave its value to the list, as one pill: ``d5: [4] 4``."""
-        given = next(
-            e
-            for e in self.ctx.events.get(self.did, [])
-            if e.kind == "member_result" and e.other == m
-        )
-        fired = next(e for e in self.ctx.events.get(m, []) if e.kind == "fired")
-        text = f"{self.labels.get(m, '?')}: [{given.slot}] {_value_text(given.value, self.labels)}"
+        """A member that fired and gave its value to the list, as one pill: ``d5: [4] 4``;
+        one that has not fired yet: ``d5: not fired``."""
+        given = self._given(m)
+        name = self.labels.get(m, "?")
+        if given is None:
+            text, keys = f"{name}: not fired", frozenset[int]()
+            kind, side, style = "result", None, "muted"
+        else:
+            fired = next(e for e in self.ctx.events.get(m, []) if e.kind == "fired")
+            text = f"{name}: [{given.slot}] {_value_text(given.value, self.labels)}"
+            keys = frozenset({given.seq, fired.seq})
+            kind, side, style = "gave", _side_of(given.value), _style_of(given.value)
         w = min(max(text_width(text, PX["label"], True) + 18, 72.0), LANE_MAX)
         part = _Part(m, w, PILL_H)
         part.boxes.append(
             Box(
-                "gave",
+                kind,
                 0,
                 0,
                 w,
                 PILL_H,
                 m,
-                side=_side_of(given.value),
+                side=side,
                 text=fit(text, w - 10, PX["label"], True),
-                style=_style_of(given.value),
-                bold=True,
-                keys=frozenset({given.seq, fired.seq}),
+                style=style,
+                bold=given is not None,
+                italic=given is None,
+                dashed=given is None,
+                keys=keys,
                 px=PX["label"],
             )
         )
@@ -1589,7 +1623,7 @@ class _BlockBuilder:
         part.out = (w / 2, PILL_H)
         if ELLIPSIS in part.boxes[-1].text:
             part.used.add("elided")
-        if given.value is not None and given.value.is_failure:
+        if given is not None and given.value is not None and given.value.is_failure:
             part.used.add("failure")
         return part
 
