@@ -273,9 +273,11 @@ def test_every_error_reply_is_logged_in_one_line_naming_the_client(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     proto, _ = serve(TaggedBackendFactory(backend(), max_in_flight=0))
-    with caplog.at_level(logging.WARNING, logger="poetrylab.services.tagged"):
+    with caplog.at_level(logging.INFO, logger="poetrylab.services.tagged"):
         proto.dataReceived(b"a nope\nb poem [1]\nc list_poems\n\xff\n")
     messages = [r.getMessage() for r in caplog.records]
+    levels = [r.levelno for r in caplog.records]
+    assert levels == [logging.INFO] * 3 + [logging.WARNING], "answers at INFO, a drop at WARNING"
     assert len(messages) == 4
     assert all(m.startswith("127.0.0.1:2: ") and "\n" not in m for m in messages)
     assert "tag a: " in messages[0] and "tag c: busy" in messages[2]

@@ -453,7 +453,9 @@ class TaggedLineProtocol(LineReceiver, ClockedTimeoutMixin):
         self._close_if_done()
 
     def _send_error(self, tag: str, error: BackendError) -> None:
-        log.warning("%s: tag %s: %s: %s", peer_of(self.transport), tag, error.code, error.message)
+        # INFO: an error reply is an answer the protocol defines (like an HTTP 404 in an
+        # access log), not trouble for the server. WARNING is for what it had to cut short.
+        log.info("%s: tag %s: %s: %s", peer_of(self.transport), tag, error.code, error.message)
         self._send(format_reply(tag, error=error))
 
     def _send(self, line: bytes) -> None:

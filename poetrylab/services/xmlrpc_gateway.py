@@ -348,8 +348,9 @@ def _as_fault(failure: Failure, verb: str) -> object:
 
 
 class _GatewayRequest(server.Request):
-    """A request that drops its connection when the body grows past ``max_body`` bytes,
-    and logs the Fault it answers with, if any, in one line naming the client."""
+    """A request that drops its connection when the body grows past ``max_body`` bytes
+    (a WARNING), and logs the Fault it answers with, if any, in one line naming the client
+    (at INFO: a Fault is an answer the protocol defines)."""
 
     max_body = DEFAULT_MAX_BODY
     _body_bytes = 0
@@ -374,7 +375,7 @@ class _GatewayRequest(server.Request):
             try:
                 xmlrpclib.loads(data)
             except Fault as fault:
-                log.warning(
+                log.info(  # an answer the protocol defines: see tagged._send_error
                     "%s: Fault %s: %s", _client(self), fault.faultCode, fault.faultString[:200]
                 )
             except Exception:  # not a response we can read back: nothing to log
