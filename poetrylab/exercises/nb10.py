@@ -32,6 +32,7 @@ from poetrylab.corpus import load_poem
 from poetrylab.download import Address, Download
 from poetrylab.exercises._deferreds import Outcome, describe
 from poetrylab.exercises._feedback import one_line, short
+from poetrylab.exercises._learner import RUN_IT_ALONE
 from poetrylab.exercises._registry import NotYet, exercise, function
 
 __all__ = ["SERVERS", "NameStream", "check_crawl", "check_polite"]
@@ -193,7 +194,7 @@ def _judge_outcome(call: str, run: _Run, hint_for_none: str) -> Any:
             f"{call} raised an error",
             expected="a Deferred",
             got=run.error,
-            hint="run it in a cell of its own to see the whole error",
+            hint=RUN_IT_ALONE,
         )
     if not isinstance(run.returned, Deferred):
         raise NotYet(
@@ -222,10 +223,8 @@ def _judge_outcome(call: str, run: _Run, hint_for_none: str) -> Any:
     return run.outcome.result
 
 
-def _judge_poems(call: str, got: object, names: Sequence[str], meter: _Meter, of: str) -> None:
-    """Raise NotYet unless ``got`` is the texts of the poems ``names``, in that order."""
-    texts = {name: load_poem(name).text for name in SERVERS}
-    expected = [texts[name] for name in names]
+def _judge_strays(meter: _Meter, of: str) -> None:
+    """Raise NotYet if fetch was called with something that is none of the ``of``."""
     if meter.strays:
         raise NotYet(
             f"fetch was called with something that is not one of the {of}",
@@ -233,6 +232,12 @@ def _judge_poems(call: str, got: object, names: Sequence[str], meter: _Meter, of
             got=f"fetch({short(meter.strays[0])})",
             hint=f"hand fetch the {of} themselves, one at a time.",
         )
+
+
+def _judge_poems(call: str, got: object, names: Sequence[str], of: str) -> None:
+    """Raise NotYet unless ``got`` is the texts of the poems ``names``, in that order."""
+    texts = {name: load_poem(name).text for name in SERVERS}
+    expected = [texts[name] for name in names]
     if not isinstance(got, list | tuple):
         raise NotYet(
             f"{call} should fire with a list of poems",
@@ -280,11 +285,12 @@ def check_polite(fetch_all_polite: Callable[..., object]) -> str:
             call = f"fetch_all_polite(fetch, addresses, {per_server})"
             args = (meter.fetch_address, [addresses[poem] for poem in poems], per_server)
             run = runtime.call(_run, fetch_all_polite, args, None, meter, timeout=_PATIENCE + 5)
+            _judge_strays(meter, "addresses")
             got = _judge_outcome(
                 call, run, "gatherResults([...]) of the downloads is the Deferred to return."
             )
             _judge_polite(call, meter, poems, per_server)
-            _judge_poems(call, got, poems, meter, "addresses")
+            _judge_poems(call, got, poems, "addresses")
     finally:
         for server in servers:
             server.stop()
@@ -340,13 +346,14 @@ def check_crawl(crawl: Callable[..., object]) -> str:
             args = (meter.fetch_name, stream, n)
             run = runtime.call(_run, crawl, args, stream, meter, timeout=_PATIENCE + 5)
             _judge_taking(call, run, stream, len(poems), n)
+            _judge_strays(meter, "names")
             got = _judge_outcome(
                 call,
                 run,
                 "return the Deferred that fires when every worker is done, with the poems.",
             )
             _judge_crawl(call, meter, stream, len(poems), n)
-            _judge_poems(call, got, poems, meter, "names")
+            _judge_poems(call, got, poems, "names")
     finally:
         for server in servers:
             server.stop()

@@ -92,6 +92,14 @@ def never_released(fetch: Fetch, addresses: list[Any], per_server: int) -> Defer
     )
 
 
+def fetches_the_positions(
+    fetch: Fetch, addresses: list[Any], per_server: int
+) -> Deferred[list[str]]:
+    """Wrong: hands fetch each address's position instead of the address."""
+    limits = {address: DeferredSemaphore(per_server) for address in addresses}
+    return gatherResults([limits[address].run(fetch, i) for i, address in enumerate(addresses)])
+
+
 # -- exercise 2: a crawler on a stream of names ---------------------------------------------
 
 
@@ -219,6 +227,7 @@ SOLUTIONS = {
             no_limit,
             in_the_order_they_finished,
             never_released,
+            fetches_the_positions,
             None,
         ],
         also_right=[polite_by_hand],
