@@ -8,6 +8,7 @@ frames, labels that fit and do not overlap, a legend that lists every mark used.
 
 from __future__ import annotations
 
+import itertools
 from itertools import combinations
 from typing import Any
 
@@ -16,9 +17,9 @@ from twisted.internet import defer, task
 from twisted.internet.defer import CancelledError, Deferred, DeferredList, gatherResults
 
 from poetrylab.tracing import Trace, simulate, trace
-from poetrylab.tracing._style import DISPLAY_WIDTH, SLIDE_HEIGHT
+from poetrylab.tracing._style import DISPLAY_WIDTH, PX, SLIDE_HEIGHT
 from poetrylab.tracing.examples import EXAMPLES
-from poetrylab.tracing.layout import LEGEND, Box, Layout, iter_text_boxes, layout
+from poetrylab.tracing.layout import LEGEND, Box, Label, Layout, iter_text_boxes, layout
 
 SEVEN = "add 1, recover 0, raise ValueError, double, recover 10, add 1, double"
 
@@ -407,20 +408,8 @@ def test_a_step_through_frame_outlines_what_the_event_did(seven: Trace) -> None:
     assert len(lit_arrows) == 1 and lit_arrows[0].end[1] == lit[0].y
 
 
-def test_a_clock_timeout_and_a_cancel_of_an_inline_generator_lay_out(seven: Trace) -> None:
-    clock = task.Clock()
-    with trace() as t:
-        waiting: Deferred[Any] = Deferred()
-
-        @defer.inlineCallbacks
-        def forever():  # type: ignore[no-untyped-def]
-            yield waiting
-
-        d = forever()
-        d.addTimeout(1, clock)
-        d.addErrback(lambda f: f.trap(defer.TimeoutError, CancelledError) and "gave up")
-        clock.advance(1)
-    drawn = layout(t.snapshot())
+def test_a_clock_timeout_and_a_cancel_of_an_inline_generator_lay_out() -> None:
+    drawn = layout(generator_timed_out())
     assert overlapping_text(drawn) == [] and outside(drawn) == []
     assert drawn.arrows_of("cancel")
 
@@ -451,6 +440,139 @@ def overlapping_marks(drawn: Layout) -> list[tuple[str, str]]:
 @pytest.mark.parametrize("name", sorted(EXAMPLES))
 def test_no_two_marks_overlap(name: str) -> None:
     assert overlapping_marks(layout(EXAMPLES[name]())) == []
+
+
+def _crosses(p: tuple[float, float], q: tuple[float, float], box: Box) -> bool:
+    """True when the segment p-q runs through the inside of ``box`` (clipped, not sampled)."""
+    (x0, y0), (x1, y1) = p, q
+    lo, hi = 0.0, 1.0
+    for d, near, far in (
+        (x1 - x0, box.x + 1 - x0, box.right - 1 - x0),
+        (y1 - y0, box.y + 1 - y0, box.bottom - 1 - y0),
+    ):
+        if d == 0:
+            if not near < 0 < far:
+                return False
+            continue
+        a, b = sorted((near / d, far / d))
+        lo, hi = max(lo, a), min(hi, b)
+    return lo < hi
+
+
+def untidy(drawn: Layout) -> list[str]:
+    """What a reader would trip on: words astride a frame's edge or outside the block
+    they belong to, and lines drawn through words (a crossing arrow's own label sits on
+    its line, by design; every other label is clear of every line)."""
+    frames = {b.deferred: b for b in drawn.boxes if b.kind == "frame"}
+    edges = [b for b in drawn.boxes if b.kind in ("frame", "nest")]
+    words: list[tuple[str, Box, int | None, Any]] = [
+        (label.text, label.extent(), label.deferred, None)
+        for label in drawn.labels
+        if label.rotation == 0
+    ]
+    for a in drawn.arrows:
+        if a.label and a.label_at is not None and a.kind != "cancel":
+            at = Label("arrow", a.label_at[0], a.label_at[1], a.label, PX["label"], a.align)
+            words.append((a.label, at.extent(), a.deferred, a))
+    out = []
+    for text, box, did, own in words:
+        if did in frames and not frames[did].contains(box):
+            out.append(f"{text!r} outside its block")
+        out += [
+            f"{text!r} astride {e.kind} {e.deferred}"
+            for e in edges
+            if e.overlaps(box) and not e.contains(box)
+        ]
+        for a in drawn.arrows:
+            if a is own and a.kind == "cross":
+                continue
+            if any(_crosses(p, q, box) for p, q in itertools.pairwise(a.points)):
+                out.append(f"{a.kind} arrow through {text!r}")
+    out += [
+        f"cross arrow {a.label!r} hardly crosses"
+        for a in drawn.arrows_of("cross")
+        if a.label and abs(a.end[0] - a.start[0]) < 20
+    ]
+    return out
+
+
+POEM = "Tyger Tyger, burning bright,\nIn the forests of the night;\n" * 3
+
+
+def resumed_with(fail: bool) -> Trace:
+    """notebook 06's shape: a callback returns an inner Deferred, which fires later with a
+    long value (or a Failure) that the outer chain hands on to the notebook's Deferred."""
+    with trace() as t:
+        call, inner, outer = Deferred(), Deferred(), Deferred()
+        t.label(call, "call 1")
+        outer.addCallback(lambda _: inner)
+        outer.addCallbacks(call.callback, call.errback)
+        call.addCallback(lambda poem: poem)
+        call.addCallback(lambda poem: poem.splitlines()[0])
+        call.addErrback(lambda f: "(no refrain this time)")
+        outer.callback(object())
+        if fail:
+            inner.errback(ConnectionError("the server closed the connection without a reply"))
+        else:
+            inner.callback(POEM)
+    return t.snapshot()
+
+
+def generator_timed_out() -> Trace:
+    clock = task.Clock()
+    with trace() as t:
+        waiting: Deferred[Any] = Deferred()
+
+        @defer.inlineCallbacks
+        def forever():  # type: ignore[no-untyped-def]
+            yield waiting
+
+        d = forever()
+        d.addTimeout(1, clock)
+        d.addErrback(lambda f: f.trap(defer.TimeoutError, CancelledError) and "gave up")
+        clock.advance(1)
+    return t.snapshot()
+
+
+def forty_members() -> Trace:
+    with trace() as t:
+        members = [Deferred() for _ in range(40)]
+        DeferredList(members, consumeErrors=True)
+        for i, m in enumerate(members):
+            (m.callback if i % 3 else m.errback)(i if i % 3 else ValueError(POEM))
+    return t.snapshot()
+
+
+SHAPES = {
+    **{f"example {name}": make for name, make in EXAMPLES.items()},
+    "seven stages": lambda: simulate(SEVEN, fire="callback(1)"),
+    "resumed with a long value": lambda: resumed_with(fail=False),
+    "resumed with a Failure": lambda: resumed_with(fail=True),
+    "a generator timed out": generator_timed_out,
+    "forty members": forty_members,
+    "sixty awaits": lambda: loop_of(60),
+    "forty inner Deferreds": lambda: deep_nesting(40),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHAPES))
+def test_words_stay_in_their_block_clear_of_edges_and_lines(name: str) -> None:
+    assert untidy(layout(SHAPES[name]())) == []
+
+
+def test_a_long_value_out_of_an_inner_deferred_goes_straight_down_cut_to_its_block() -> None:
+    for fail in (False, True):
+        t = resumed_with(fail)
+        drawn = layout(t)
+        (resume,) = drawn.arrows_of("resume")
+        assert resume.start[0] == resume.end[0]  # straight down from the pill
+        assert resume.label.startswith("resumed: ") and "…" in resume.label
+        assert resume.label_at is not None
+        x, y = resume.label_at
+        words = Label("arrow", x, y, resume.label, PX["label"], resume.align).extent()
+        assert drawn.frame(resume.deferred).contains(words)
+        (pill,) = [b for b in drawn.boxes_of("result") if "→" in b.text]
+        assert words.y >= drawn.frame(pill.deferred).bottom  # below the inner block
 
 
 def test_a_long_chain_of_inner_deferreds_leaves_them_out_with_its_middle() -> None:

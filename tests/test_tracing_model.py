@@ -50,6 +50,16 @@ def test_a_short_value_is_whole_and_not_cut() -> None:
     assert summarize(None).text == "None" and not summarize([1, 2]).cut
 
 
+def test_a_summary_is_one_line_even_for_a_message_or_repr_on_several() -> None:
+    class Grid:
+        def __repr__(self) -> str:
+            return "[[1, 2],\n [3, 4]]"
+
+    assert summarize(Grid()).text == "[[1, 2],\\n [3, 4]]"
+    failure = summarize(Failure(ValueError("line one\nline two\tend")))
+    assert failure.text == "line one\\nline two\\tend"
+
+
 def test_a_self_containing_list_is_summarised() -> None:
     loop: list[Any] = [1]
     loop.append(loop)

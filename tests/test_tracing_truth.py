@@ -307,3 +307,33 @@ def test_summaries_of_hostile_values_never_raise() -> None:
     text = t.text()
     assert "<Hostile instance at 0x…>" in text  # the address masked
     assert "Failure(FailingError: (str() raised))" in text
+
+
+def test_naming_a_callback_runs_none_of_its_code() -> None:
+    asked: list[str] = []
+
+    class Refrain:
+        """A callable object whose attribute hooks would run the program's code."""
+
+        def __call__(self, poem: str) -> str:
+            return poem.upper()
+
+        def __getattr__(self, name: str) -> Any:
+            asked.append(name)
+            raise AttributeError(name)
+
+    class Loud(Refrain):
+        def __getattribute__(self, name: str) -> Any:
+            if name != "__class__":
+                asked.append(name)
+            return object.__getattribute__(self, name)
+
+    with trace() as t:
+        d: Deferred[Any] = Deferred()
+        d.addCallback(Refrain())
+        d.addCallback(Loud())
+        d.callback("tyger")
+    assert d.result == "TYGER"
+    names = [stage.callback for stage in t.snapshot().deferred(1).stages]
+    assert names == ["Refrain", "Loud"]
+    assert [name for name in asked if name != "__call__"] == []

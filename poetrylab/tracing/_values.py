@@ -92,6 +92,15 @@ def type_name(cls: type) -> str:
     return name.rsplit("<locals>.", 1)[-1] if isinstance(name, str) else "?"
 
 
+_ONE_LINE = str.maketrans({"\n": "\\n", "\r": "\\r", "\t": "\\t"})
+
+
+def _one_line(text: str) -> str:
+    """``text`` on one line: line breaks and tabs written as ``\\n``, ``\\r``, ``\\t``
+    (a multi-line repr or exception message would break a label in two)."""
+    return text.translate(_ONE_LINE) if ("\n" in text or "\r" in text or "\t" in text) else text
+
+
 def _safe_repr(obj: object) -> tuple[str, bool]:
     """A bounded repr and whether it was cut (reprlib leaves out the middle of long
     strings and the tail of long containers, marking each cut with an ellipsis)."""
@@ -101,6 +110,7 @@ def _safe_repr(obj: object) -> tuple[str, bool]:
         return f"<{type_name(type(obj))} (repr raised {type_name(type(e))})>", False
     if not isinstance(text, str):
         return f"<{type_name(type(obj))}>", False
+    text = _one_line(text)
     cut = len(obj) > _repr.maxstring if isinstance(obj, (str, bytes)) else ELLIPSIS in text
     if len(text) > MAX_TEXT:
         return elide(text), True
@@ -114,6 +124,7 @@ def _message(exc: BaseException) -> tuple[str, bool]:
         return "(str() raised)", False
     if not isinstance(text, str):
         return "", False
+    text = _one_line(text)
     if len(text) > MAX_TEXT:
         return elide(text), True
     return text, False

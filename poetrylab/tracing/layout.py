@@ -87,8 +87,8 @@ FOLD_AT = 4
 """Runs of at least this many generator steps alike fold into one line."""
 
 LEGEND = {
-    "callback": "callback ran",
-    "errback": "errback ran",
+    "callback": "callback ran (left column)",
+    "errback": "errback ran (right column)",
     "idle": "did not run",
     "passthru": "Twisted's pass-through",
     "plumbing": "Twisted's own stage (italic)",
@@ -308,6 +308,7 @@ class _Part:
     arrows: list[Arrow] = field(default_factory=list)
     labels: list[Label] = field(default_factory=list)
     out: tuple[float, float] = (0.0, 0.0)  # where its result leaves (bottom of a pill)
+    out_span: tuple[float, float] | None = None  # that pill's left and right
     exit: list[tuple[float, float]] | None = None  # a route out when out is mid-block
     used: set[str] = field(default_factory=set)
 
@@ -560,6 +561,9 @@ class _BlockBuilder:
         self.part = _Part(did, 0.0, 0.0)
         self.stages = [s for s in self.info.stages if s.role != "runtime"]
         self._wide_start: tuple[float, float, float] | None = None  # (x0, bottom, x1)
+        self._edges: tuple[float, float] | None = None  # the block's content, left to right
+        self._label_floor: float | None = None  # a path's label goes below this (a frame)
+        self._cell_w = MAX_CELL  # the block's cell width, once known
 
     # sizes ---------------------------------------------------------------------------
     def cell_width(self) -> float:
@@ -708,8 +712,10 @@ class _BlockBuilder:
                 anchor = (left + INDENT + waited.out[0], y + waited.out[1])
                 y += waited.h + STEP_GAP
         # headers and the firing
-        is_list = info.is_list
-        if self.stages and not is_list and not self.nested:
+        # a list's or a generator's result comes down into the firing from above: the
+        # column names go below it, clear of that arrow
+        beside = info.is_list or bool(steps)
+        if self.stages and not beside and not self.nested:
             self._headers(col_x, cell_w, y)
             y += HEAD_H
         fire_box = self._fire_box(col_x, cell_w, cols_w, content_w, left, y, lanes)
@@ -727,9 +733,15 @@ class _BlockBuilder:
         for route, given in join_from:
             self._member_arrow(route, given, fire_box, lanes)
         y = fire_box.bottom + ROW_GAP
-        if is_list and self.stages and not self.nested:
+        if beside and self.stages and not self.nested:
             self._headers(col_x, cell_w, y - 6, beside=True)
             y += HEAD_H - 6
+            fired = self.fired
+            if (fired is None and fire_box.style == "untraced") or (
+                fired is not None and fired.outcome in ("untraced", "cancel")
+            ):  # the arrow out of the firing says what it carried: below the names
+                self._label_floor = y
+                y += ROW_GAP
         # handoff before any stage ran (an inner that handed its result on, then went on)
         cells: dict[tuple[int, str], Box] = {}
         handoffs = self._handoffs()
@@ -801,6 +813,7 @@ class _BlockBuilder:
         result_box = self._result_box(final, col_x, cell_w, cols_w, left, y)
         part.boxes.append(result_box)
         part.out = (result_box.center[0], result_box.bottom)
+        part.out_span = (result_box.x, result_box.right)
         y = result_box.bottom
         if final.to_notebook:
             text = "↳ handed to the notebook" + (", raised in the cell" if final.failed else "")
@@ -839,6 +852,8 @@ class _BlockBuilder:
         part.w, part.h = width, height
         part.boxes.insert(0, Box("frame", 0, 0, width, height, self.did, style="box"))
         # the path, then the cancels
+        self._edges = (left, left + content_w)
+        self._cell_w = cell_w
         self._path(cells, fire_box, result_box, final, inner_parts, handoff_boxes, cell_w, stub_at)
         for i, e in enumerate(cancels):
             self._cancel_arrow(e, width - CANCEL_W * (i + 0.5), height)
@@ -1334,13 +1349,22 @@ class _BlockBuilder:
         returns where the path goes on from: that Deferred's way out."""
         child, cx, cy = got
         tx = min(max(anchor[0], cx + 30), cx + child.w - 30)
+        # the words right of the arrow, or left of it if they fit only there
+        left, right = self._edges or (PAD, anchor[0] + 1.5 * MAX_CELL)
+        width = text_width(text, PX["label"])
+        at, align = (anchor[0] + 8, (anchor[1] + cy) / 2), "left"
+        if at[0] + width > right and min(anchor[0], tx) - 8 - width >= left:
+            at, align = (min(anchor[0], tx) - 8, at[1]), "right"
+        elif at[0] + width > right:
+            text = self._fitted(text, right - at[0], PX["label"])
         self.part.arrows.append(
             Arrow(
                 "wait",
                 (anchor, (tx, cy)),
                 self.did,
                 text,
-                (anchor[0] + 8, (anchor[1] + cy) / 2),
+                at,
+                align,
                 style="plain",
                 dashed=True,
                 seq=e.seq,
@@ -1348,7 +1372,11 @@ class _BlockBuilder:
             )
         )
         self.part.used.add("waits")
-        return (cx + child.out[0], cy + child.out[1])
+        out = (cx + child.out[0], cy + child.out[1])
+        if child.out_span is not None:  # on from that pill: straight down if under it
+            self._wide_start = (cx + child.out_span[0], out[1], cx + child.out_span[1])
+        self._label_floor = cy + child.h
+        return out
 
     def _stubs(self, inner: dict[int, list[_Part]]) -> dict[int, list[Event]]:
         """The pauses on Deferreds drawn elsewhere, by the stage after which they came: a
@@ -1386,12 +1414,14 @@ class _BlockBuilder:
     ) -> None:
         sx, sy = start
         tx, ty = target.center[0], target.y
-        if (
-            self._wide_start is not None
-            and sy == self._wide_start[1]
-            and self._wide_start[0] <= tx <= self._wide_start[2]
-        ):
-            sx = tx  # out of a pill as wide as the block: straight down into the target
+        if self._wide_start is not None and sy == self._wide_start[1]:
+            # out of a wide pill: straight down into the target if it is under the pill
+            x0, _, x1 = self._wide_start
+            lo, hi = max(x0, target.x) + 12, min(x1, target.right) - 12
+            if x0 <= tx <= x1:
+                sx = tx
+            elif lo <= hi:
+                sx = tx = (lo + hi) / 2
         style = _style_of(value)
         if _is_failure(value):
             self.part.used.add("failure")
@@ -1402,7 +1432,8 @@ class _BlockBuilder:
             # arrow crosses the gutter in the gap between rows, clear of the stage numbers
             going_right = tx > sx
             half = target.w / 2
-            sx += half if going_right else -half
+            from_half = min(half, self._cell_w / 2)  # the source: a cell, or a pill as wide
+            sx += from_half if going_right else -from_half
             sy -= 5
             tx -= half if going_right else -half
             ty += 5
@@ -1412,23 +1443,29 @@ class _BlockBuilder:
         keys = frozenset({*(k for k in (seq,) if k is not None), *extra_keys})
         label_at = None
         align = "left"
+        floor, self._label_floor = self._label_floor, None
         if text:
             if crossing:
                 room = abs(tx - sx) + 2 * target.w - 24
-                mid = (sy + ty) / 2
+                mid = (max(sy, floor or sy) + ty) / 2
                 pitch = CELL_H + ROW_GAP
                 rows_apart = round(abs(ty - sy) / pitch)
-                if rows_apart % 2 == 0:  # the middle is a row of cells: use the gap above
-                    mid -= pitch / 2
+                if floor is None and rows_apart % 2 == 0:
+                    mid -= pitch / 2  # the middle is a row of cells: use the gap above
                 label_at = ((sx + tx) / 2, mid)
                 align = "center"
-            elif target.side == "errback" or (target.side is None and sx > target.x + target.w):
-                room = max(120.0, sx - PAD - 12)
-                label_at = (sx - 8, (sy + ty) / 2)
-                align = "right"
             else:
-                room = 1.5 * MAX_CELL + GUTTER - 16
-                label_at = (sx + 8, (sy + ty) / 2)
+                # beside the arrow, in the gap between rows (below the frame of an inner
+                # Deferred the path comes out of), within the block
+                mid = (max(sy, floor or sy) + ty) / 2
+                left, right = self._edges or (PAD, sx + 1.5 * MAX_CELL + GUTTER)
+                if target.side == "errback" or (target.side is None and sx > target.right):
+                    room = max(60.0, sx - 8 - left)
+                    label_at = (sx - 8, mid)
+                    align = "right"
+                else:
+                    room = max(60.0, min(1.5 * MAX_CELL + GUTTER - 16, right - sx - 8))
+                    label_at = (sx + 8, mid)
             text = self._fitted(text, room, PX["label"])
         self.part.arrows.append(
             Arrow(
