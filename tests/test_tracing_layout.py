@@ -19,7 +19,7 @@ from twisted.internet.defer import CancelledError, Deferred, DeferredList, gathe
 from poetrylab.tracing import Trace, simulate, trace
 from poetrylab.tracing._style import DISPLAY_WIDTH, PX, SLIDE_HEIGHT
 from poetrylab.tracing.examples import EXAMPLES
-from poetrylab.tracing.layout import LEGEND, Box, Label, Layout, iter_text_boxes, layout
+from poetrylab.tracing.layout import GUTTER, LEGEND, Box, Label, Layout, iter_text_boxes, layout
 
 SEVEN = "add 1, recover 0, raise ValueError, double, recover 10, add 1, double"
 
@@ -488,10 +488,10 @@ def untidy(drawn: Layout) -> list[str]:
                 continue
             if any(_crosses(p, q, box) for p, q in itertools.pairwise(a.points)):
                 out.append(f"{a.kind} arrow through {text!r}")
-    out += [
+    out += [  # a crossing arrow leans clearly the way it goes (half a gutter at least)
         f"cross arrow {a.label!r} hardly crosses"
         for a in drawn.arrows_of("cross")
-        if a.label and abs(a.end[0] - a.start[0]) < 20
+        if abs(a.end[0] - a.start[0]) < GUTTER / 2
     ]
     return out
 

@@ -1435,7 +1435,12 @@ class _BlockBuilder:
             from_half = min(half, self._cell_w / 2)  # the source: a cell, or a pill as wide
             sx += from_half if going_right else -from_half
             sy -= 5
-            tx -= half if going_right else -half
+            # into the target's near top corner, or (a target reaching under the source)
+            # at least half a gutter on: the arrow always leans the way it goes
+            if going_right:
+                tx = min(max(target.x, sx + GUTTER / 2), target.right - 12)
+            else:
+                tx = max(min(target.right, sx - GUTTER / 2), target.x + 12)
             ty += 5
             points = ((sx, sy), (tx, ty))
         else:
