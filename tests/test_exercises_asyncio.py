@@ -53,10 +53,10 @@ def test_the_checks_reactor_is_never_the_process_reactor(reactor: Any) -> None:
 def test_a_check_leaves_no_thread_loop_or_descriptor_behind(reactor: Any) -> None:
     nb12.check_first_lines(solutions.first_lines)  # the servers' first start opens what stays
     threads, descriptors = threading.active_count(), _descriptors()
-    for answer in (solutions.first_lines, solutions.another_loop, solutions.awaits_the_deferred):
-        nb12.check_first_lines(answer)
-    for answer in (solutions.as_deferred, solutions.bridged_without_cancel):
-        nb12.check_as_deferred(answer)
+    for lines in (solutions.first_lines, solutions.another_loop, solutions.awaits_the_deferred):
+        nb12.check_first_lines(lines)
+    for convert in (solutions.as_deferred, solutions.bridged_without_cancel):
+        nb12.check_as_deferred(convert)
     assert threading.active_count() == threads
     assert not [t for t in threading.enumerate() if t.name.startswith("nb12-check")]
     assert _descriptors() == descriptors

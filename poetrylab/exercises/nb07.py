@@ -228,6 +228,7 @@ def check_proxy_protocol(protocol_class: Callable[[], Protocol]) -> str:
             "the client left, but the fetch was not cancelled",
             expected="the pending Deferred's cancel() called once",
             got=f"cancel() called {slow.cancelled} times",
-            hint="in connectionLost: if self.pending is not None, call self.pending.cancel()",
+            hint="connectionLost is where the protocol hears that its client left: cancel "
+            "what it still waits for, if anything (once the poem is sent, pending is None)",
         )
     return "a client that leaves no longer keeps an upstream fetch alive."

@@ -290,7 +290,8 @@ def check_rendezvous(resource_class: Callable[[queue.Queue[Any]], Resource]) -> 
                 "nothing arrived on the queue",
                 expected="(question, deferred) put on the queue by ask",
                 got=f"the client got {short(answers[0], 70) if answers else 'nothing'}",
-                hint="in xmlrpc_ask: d = Deferred(); self.questions.put((question, d)); return d",
+                hint="ask should answer with a Deferred nobody has fired yet, and leave it on "
+                "self.questions beside the question, for whoever answers to fire",
             )
         if not isinstance(d, Deferred) or question != "why is the sky blue?":
             raise NotYet(
