@@ -117,6 +117,9 @@ def main() -> int:
 
     Returns 0, or 2 for a malformed request (the reason goes to stderr).
     """
+    from poetrylab._logging import begin_cli_logging
+
+    begin_cli_logging()  # before any reactor: Twisted's start-up log buffer keeps nothing
     try:
         request = json.loads(sys.stdin.read())
         result = run_request(request)

@@ -306,6 +306,9 @@ def main(argv: list[str] | None = None) -> int:
               f"descriptors (a listener and a connection each) but this process may open "
               f"{limit}: start more processes with fewer listeners each", file=sys.stderr)
         return 2
+    from poetrylab._logging import begin_cli_logging
+
+    begin_cli_logging()  # before the reactor: Twisted's start-up log buffer keeps nothing
     from twisted.internet import reactor
     from twisted.internet.stdio import StandardIO
 
