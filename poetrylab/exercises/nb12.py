@@ -53,7 +53,7 @@ SERVERS: dict[str, tuple[float, int]] = {
 """The check's servers: poem name -> (delay, num_bytes). The slowest comes first, so the
 poems finish in another order than they were asked for."""
 
-_PATIENCE = 3.0  # seconds for the learner's Deferred or task (every case needs < 0.2 s)
+_PATIENCE = 2.5  # seconds for the learner's Deferred or task (every case needs < 0.2 s)
 _DOWNLOAD = 5.0  # the timeout of one download
 
 
