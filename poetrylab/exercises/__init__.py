@@ -48,8 +48,10 @@ One source says what the learner hands in: the :class:`Answer` given to
   stopped before it returns. A verdict holds no port, timing or
   memory address, and gives no whole answer away: the notebook stores the verdict on the
   unfinished starter.
-* Importing ``nbNN`` never imports the global reactor (notebook 12 installs the
-  asyncio reactor first): a check starts the notebook runtime when it runs.
+* Importing ``nbNN`` never imports the global reactor (a program that imports a check
+  may want to install another reactor first): a check starts the notebook runtime when
+  it runs. Notebook 12's checks also run an asyncio reactor of their own, never
+  installed (see :mod:`~poetrylab.exercises.nb12`).
 
 In ``solutions/nbNN.py``, ``SOLUTIONS`` maps each check's name to :class:`Answers`: the
 model solution (for the tests, and for the learner who is stuck), wrong answers (at
