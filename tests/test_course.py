@@ -111,3 +111,19 @@ def test_the_welcome_notebook_links_every_other_notebook() -> None:
     markdown = "\n".join(_text(c) for c in _cells(NOTEBOOKS[0]) if c["cell_type"] == "markdown")
     for path in NOTEBOOKS[1:]:
         assert f"]({path.name})" in markdown, f"00's course table does not link {path.name}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_nbval_marker_is_one_nbval_recognises(path: Path) -> None:
+    # nbval reads a marker only when the comment is the marker alone: "# NBVAL_IGNORE_OUTPUT
+    # (why)" is silently not a marker, and the cell is compared after all.
+    from nbval.plugin import comment_markers
+
+    for index, cell in enumerate(_cells(path)):
+        for line in _text(cell).splitlines():
+            comment = line.strip().lstrip("#").strip()
+            if line.strip().startswith("#") and comment.startswith("NBVAL_"):
+                assert comment in comment_markers, (
+                    f"{path.name} cell {index}: {line.strip()!r} is not an nbval marker "
+                    "(put the reason on the next line)"
+                )
