@@ -34,6 +34,12 @@ def test_a_wrong_prediction_is_recorded_as_wrong() -> None:
     assert t.meta["prediction"]["correct"] is False
 
 
+def test_a_prediction_is_read_whatever_the_separators_as_the_checks_read_it() -> None:
+    for spelled in ("c c e", "cce", "C,C,E", "c → c → e", ["c", "cb", "errback"]):
+        t = simulate("double, raise KeyError: gone, trap KeyError 0", predict=spelled)
+        assert t.meta["prediction"]["predicted"] == ["callback", "callback", "errback"], spelled
+
+
 def test_errback_firing_forms() -> None:
     fired = [e for e in simulate("recover", fire="errback").events if e.kind == "fired"][0]
     assert fired.value is not None and fired.value.type == "ValueError"

@@ -196,7 +196,12 @@ def _firing(fire: str, value: Any) -> tuple[str, Any]:
 
 
 def _prediction(predict: str | list[str], count: int) -> list[str]:
-    words = predict.replace(",", " ").split() if isinstance(predict, str) else list(predict)
+    # Read as notebooks 04 and 05's checks read it: any separator ("c, c, e", "c→c→e"),
+    # or none between single letters ("cce").
+    text = predict if isinstance(predict, str) else " ".join(map(str, predict))
+    words = []
+    for word in re.findall(r"[^\W_]+", text):
+        words += list(word) if re.fullmatch(r"[ceCE]{2,}", word) else [word]
     sides = []
     for word in words:
         side = _SIDES.get(str(word).strip().lower())
