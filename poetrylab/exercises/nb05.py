@@ -10,7 +10,9 @@
   of ``maybeDeferred``, with ``succeed`` and ``fail`` and without ``maybeDeferred``:
   always a Deferred, whatever ``f`` does.
 
-The notebook shows the source of :func:`inner_fails` and :func:`order_demo`.
+The notebook writes :func:`inner_fails` and :func:`order_demo` in its cells, for the learner
+to read; the checks judge against these copies, and tests/test_exercise_demos.py checks
+that both give the same.
 """
 
 from __future__ import annotations

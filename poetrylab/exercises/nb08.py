@@ -7,8 +7,9 @@
 - :func:`check_fetch_both` -- an ``async def`` that downloads two poems at the same time.
 
 The checks need no reactor: the fake ``fetch`` they pass returns Deferreds that the check
-fires by hand, in an order of its choosing. The notebook shows the source of
-:func:`run_order_demo`.
+fires by hand, in an order of its choosing. The notebook writes :func:`run_order_demo`
+in a cell, for the learner to read; the check judges against this copy, and
+tests/test_exercise_demos.py checks that both log the same.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Callable, Generator
 
 from twisted.internet.defer import Deferred, inlineCallbacks, succeed
 
-from poetrylab.exercises._deferreds import Outcome, outcome_of
+from poetrylab.exercises._deferreds import HandFetch, Outcome, outcome_of
 from poetrylab.exercises._feedback import short
 from poetrylab.exercises._learner import call_learner
 from poetrylab.exercises._predictions import judge_order
@@ -72,31 +73,8 @@ def check_run_order(prediction: object) -> str:
     )
 
 
-class FakeFetch:
-    """A stand-in download function: ``fetch(name)`` returns a Deferred fired by :meth:`deliver`."""
-
-    POEMS = {"tyger": "Tyger Tyger, burning bright", "hope": "Hope is the thing with feathers"}
-
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-        self.waiting: dict[str, Deferred[str]] = {}
-
-    def __call__(self, name: str) -> Deferred[str]:
-        self.calls.append(name)
-        d: Deferred[str] = Deferred()
-        self.waiting[name] = d
-        return d
-
-    def deliver(self, name: str, error: Exception | None = None) -> None:
-        """Fire ``name``'s download with its poem, or with ``error`` (a missing poem fails
-        with KeyError)."""
-        d = self.waiting.pop(name)
-        if error is not None:
-            d.errback(error)
-        elif name in self.POEMS:
-            d.callback(self.POEMS[name])
-        else:
-            d.errback(KeyError(name))
+FakeFetch = HandFetch
+"""The checks' download function: Deferreds the check fires by hand, in its own order."""
 
 
 def _start(what: str, fn: Callable[..., object], *args: object) -> Deferred[object]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from twisted.internet import defer
-from twisted.internet.defer import Deferred, FirstError, gatherResults
+from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
@@ -106,48 +106,6 @@ def deadline_recovers_all(fetch: Fetch, name: str, seconds: float, clock: Clock)
 
 
 SOLUTIONS = {
-    "check_list_results": Answers(
-        solution={
-            "DeferredList": [(True, "Tyger"), (False, "KeyError"), (True, "Hope")],
-            "fireOnOneCallback": ("Hope", 2),
-            "gatherResults": "FirstError",
-        },
-        wrong=[
-            {  # the notebook's starter: in the order they fired
-                "DeferredList": [(False, "KeyError"), (True, "Hope"), (True, "Tyger")],
-                "fireOnOneCallback": ("Tyger", 0),
-                "gatherResults": ["Tyger", None, "Hope"],
-            },
-            {
-                "DeferredList": [(True, "Tyger"), (False, KeyError), (True, "Hope")],
-                "fireOnOneCallback": ("KeyError", 1),
-                "gatherResults": "FirstError",
-            },
-            {
-                "DeferredList": [(True, "Tyger"), (False, "KeyError"), (True, "Hope")],
-                "fireOnOneCallback": ("Hope", 2),
-                "gatherResults": "KeyError",
-            },
-            {
-                "DeferredList": [(True, "Tyger"), (True, "Hope")],
-                "fireOnOneCallback": (2, "Hope"),
-                "gatherResults": "FirstError",
-            },
-            {"DeferredList": []},
-        ],
-        also_right=[
-            {  # lists for tuples, exception classes and dotted names for their names
-                "DeferredList": [[True, "Tyger"], [False, KeyError], [True, "Hope"]],
-                "fireOnOneCallback": ["Hope", 2],
-                "gatherResults": FirstError,
-            },
-            {
-                "DeferredList": ((True, "Tyger"), (False, "Failure(KeyError)"), (True, "Hope")),
-                "fireOnOneCallback": ("Hope", 2),
-                "gatherResults": "defer.FirstError",
-            },
-        ],
-    ),
     "check_fetch_all": Answers(
         solution=fetch_all,
         wrong=[fetch_all_starter, fetch_all_hides_errors, fetch_all_one_by_one],
