@@ -160,6 +160,10 @@ def _run_serve(args: argparse.Namespace) -> int:
             print(f"listening on {Address(host.host, host.port)}", flush=True)
 
     reactor.callWhenRunning(announce)
+    # A process started in the background by a shell without job control inherits SIGINT
+    # ignored, and Twisted then leaves SIGINT alone; the contract is that SIGINT stops a
+    # server, whoever started it, so restore Python's handler for Twisted to replace.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     reactor.run()
     return 0
 

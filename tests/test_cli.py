@@ -359,3 +359,32 @@ def test_the_log_handler_drops_and_counts_lines_rather_than_block_on_a_full_stde
         received += os.read(read_end, 1 << 20)
     os.close(read_end)
     os.close(write_end)
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("kind", ["slow", "fast", "blocking", "transform", "tagged", "xmlrpc"])
+def test_sigint_stops_a_server_even_when_its_parent_ignored_sigint(kind: str) -> None:
+    # A shell without job control starts background jobs with SIGINT ignored, and a child
+    # inherits that; `poetrylab serve` must still stop on SIGINT, as its contract says.
+    argv = [sys.executable, "-m", "poetrylab", "serve", kind, *KIND_ARGS.get(kind, [])]
+    child = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        preexec_fn=_ignore_sigint,
+    )  # fmt: skip
+    try:
+        assert child.stdout is not None
+        ready, _, _ = select.select([child.stdout], [], [], 30)
+        assert ready, f"poetrylab serve {kind} printed nothing within 30 s"
+        assert child.stdout.readline().startswith(b"listening on ")
+        child.send_signal(signal.SIGINT)
+        assert child.wait(timeout=15) == 0
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        for stream in (child.stdout, child.stderr):
+            if stream is not None:
+                stream.close()
