@@ -543,8 +543,25 @@ def forty_members() -> Trace:
     return t.snapshot()
 
 
+def cancelled_then_handed_over() -> Trace:
+    """notebook 15's shape: a Deferred nobody fired, cancelled when the runtime gave up,
+    its Failure handed to the notebook from the right column."""
+
+    def hand_over(result: Any) -> None:
+        return None
+
+    hand_over.__module__ = "poetrylab.runtime._waits"  # what makes a stage the runtime's
+    with trace() as t:
+        d: Deferred[Any] = Deferred()
+        d.addCallback(str.upper)
+        d.addBoth(hand_over)
+        d.cancel()
+    return t.snapshot()
+
+
 SHAPES = {
     **{f"example {name}": make for name, make in EXAMPLES.items()},
+    "cancelled, then handed to the notebook": cancelled_then_handed_over,
     "seven stages": lambda: simulate(SEVEN, fire="callback(1)"),
     "resumed with a long value": lambda: resumed_with(fail=False),
     "resumed with a Failure": lambda: resumed_with(fail=True),

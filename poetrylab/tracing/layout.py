@@ -817,10 +817,13 @@ class _BlockBuilder:
         y = result_box.bottom
         if final.to_notebook:
             text = "↳ handed to the notebook" + (", raised in the cell" if final.failed else "")
+            note_x = result_box.x + 4
+            if note_x + text_width(text, PX["label"], italic=True) > left + content_w:
+                note_x = left  # under a failure in the right column: keep it in the block
             part.labels.append(
                 Label(
                     "info",
-                    result_box.x + 4,
+                    note_x,
                     y + NOTE_H / 2 + 2,
                     text,
                     PX["label"],
