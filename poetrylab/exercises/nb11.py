@@ -58,12 +58,12 @@ __all__ = [
 POEMS = ("furuike", "nachtlied", "hope")
 """The poems :func:`check_fingerprint_all` hands over (their bytes), in this order."""
 
-FINGERPRINT_SECONDS = 0.4
+FINGERPRINT_SECONDS = 0.25
 """How long the check's ``fingerprint`` blocks, like a real one computing."""
 
 _BEAT = 0.02  # seconds between two heartbeats
 _STOOD_STILL = 0.3  # a heartbeat pause this long means the reactor was blocked
-_PATIENCE = 5.0  # seconds for the learner's work to finish (every right answer: < 1.5 s)
+_PATIENCE = 5.0  # seconds for the learner's work to finish (every right answer: < 1 s)
 _WORDS_FROM = "sonnet18"
 
 _T = TypeVar("_T")
