@@ -14,6 +14,13 @@ A block in which nothing waits (Deferreds fired by hand) simply ends with the fi
 picture. The picture reaches the notebook through an IPython display handle
 (``display(..., display_id=True)``, then ``update``); outside IPython there is nothing to
 update and the view does nothing.
+
+What a stored notebook keeps, and nbval compares: the live frames all carry the same
+words, :data:`LIVE_TEXT` (their pictures change, their words cannot: a checker replaying
+the notebook sees only the first frame, since it does not apply display updates). When the
+block ends the live output shrinks to those words alone and the final diagram is shown as
+an output of its own, with the trace's text, so the result is stored, shown and compared
+like any other diagram.
 """
 
 from __future__ import annotations
@@ -25,10 +32,28 @@ from typing import Any, Protocol
 
 from poetrylab import _ticks
 
-__all__ = ["EVERY", "LiveView", "ipython_display"]
+__all__ = ["EVERY", "LIVE_TEXT", "LiveFrame", "LiveView", "ipython_display"]
 
 EVERY = 0.5
 """The shortest time between two redraws, in seconds (a redraw takes a tenth of that)."""
+
+LIVE_TEXT = "(live view: redrawn while the traced block ran; the final diagram follows)"
+"""The words every live frame carries, the same in every frame (see the module docstring)."""
+
+
+class LiveFrame:
+    """One frame of a live view: the diagram's picture (if any) with :data:`LIVE_TEXT`."""
+
+    def __init__(self, picture: Any = None) -> None:
+        self.picture = picture
+
+    def _repr_mimebundle_(
+        self, include: Any = None, exclude: Any = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        if self.picture is None:
+            return {"text/plain": LIVE_TEXT}, {}
+        data, metadata = self.picture._repr_mimebundle_(include, exclude)
+        return {**data, "text/plain": LIVE_TEXT}, metadata
 
 
 def ipython_display(picture: Any) -> Any:
@@ -91,9 +116,9 @@ class LiveView:
     def _size(self) -> int:
         return self.tracer.event_count
 
-    def _picture(self) -> Any:
+    def _picture(self) -> LiveFrame:
         self._shown = self._size()
-        return self.tracer.diagram()
+        return LiveFrame(self.tracer.diagram())
 
     def tick(self) -> None:
         """Redraw if something happened since the last picture and :attr:`every` seconds
@@ -107,10 +132,12 @@ class LiveView:
         self.redraws += 1
 
     def finish(self) -> None:
-        """Stop redrawing; the display becomes the final diagram."""
+        """Stop redrawing: the live output keeps only its words, and the final diagram is
+        shown below it as an output of its own."""
         if self._remove is not None:
             self._remove()
             self._remove = None
         if self._handle is not None:
-            self._handle.update(self.tracer.diagram())
+            self._handle.update(LiveFrame())
+            self._display(self.tracer.diagram())
             self.redraws += 1
