@@ -144,6 +144,32 @@ def test_an_unhandled_deferred_error_is_rendered_short_with_where_and_what_to_do
     assert "Add an errback" in lines[-1]
 
 
+def test_with_setdebugging_the_report_says_where_the_deferred_was_made_and_fired() -> None:
+    # What Twisted puts in the event when defer.setDebugging(True) was on: both stacks as
+    # text, outermost first; the cell files are the kernel's, Twisted's own frames skipped.
+    cell = "/tmp/ipykernel_42/1234.py"
+    debug = (
+        " C: Deferred was created:\n"
+        f' C:  File "{cell}", line 7, in <module>\n'
+        f' C:  File "{cell}", line 3, in get_poem\n'
+        " I: First Invoker was:\n"
+        ' I:  File "/venv/lib/twisted/internet/tcp.py", line 9, in doRead\n'
+        f' I:  File "{cell}", line 5, in poem_finished\n'
+        ' I:  File "/venv/lib/twisted/internet/defer.py", line 9, in callback\n'
+    )
+    event = {
+        "log_namespace": "twisted.internet.defer",
+        "log_level": LogLevel.critical,
+        "debugInfo": debug,
+    }
+    lines = render_failure(event, _failure(), None).splitlines()
+    created = [line for line in lines if line.startswith("    created ")]
+    fired = [line for line in lines if line.startswith("    first fired ")]
+    assert created == ["    created in get_poem, 1234.py, line 3"]
+    assert fired == ["    first fired in poem_finished, 1234.py, line 5"]
+    assert "Add an errback" in lines[-1]
+
+
 def test_cell_reports_show_warnings_and_errors_and_skip_the_rest(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import sys
 import warnings
 from collections.abc import Callable
@@ -87,9 +88,35 @@ def render_failure(event: dict[str, Any], failure: Failure, origin: str | None) 
     frames = [f for f in getattr(failure, "frames", []) or [] if _TWISTED_DIR not in f[1]]
     for name, filename, lineno, *_ in frames[-_FRAMES_SHOWN:]:
         lines.append(f"      in {name}, {_where(filename)} line {lineno}")
+    lines += _debug_lines(event.get("debugInfo") or "")
     if advice:
         lines.append(f"    {advice}")
     return "\n".join(lines) + "\n"
+
+
+_DEBUG_FRAME = re.compile(
+    r'^ ([CI]):\s+File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<name>.+)$'
+)
+
+
+def _debug_lines(debug_info: str) -> list[str]:
+    """Where the Deferred was created and first fired, from ``defer.setDebugging(True)``.
+
+    Twisted adds both stacks to its "Unhandled error in Deferred" event as text (lines
+    marked `` C:`` and `` I:``); the innermost frames outside Twisted are shown.
+    """
+    where: dict[str, list[str]] = {"C": [], "I": []}
+    for line in debug_info.splitlines():
+        match = _DEBUG_FRAME.match(line)
+        if match and _TWISTED_DIR not in match["file"]:
+            where[line[1]].append(
+                f"in {match['name']}, {_where(match['file'])} line {match['line']}"
+            )
+    shown = []
+    for key, title in (("C", "created"), ("I", "first fired")):
+        if where[key]:
+            shown.append(f"    {title} {where[key][-1]}")
+    return shown
 
 
 def _where(filename: str) -> str:
