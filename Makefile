@@ -49,7 +49,7 @@ test-fast: $(STAMP)
 test-latest:
 	$(PYTHON) -m venv --clear $(LATEST)
 	$(LATEST)/bin/python -m pip install --quiet --upgrade pip setuptools
-	$(LATEST)/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager -e '.[test]'
+	$(LATEST)/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager -e '.[test,hub]'
 	$(LATEST)/bin/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	$(LATEST)/bin/python -m pip list --format=freeze > $(LATEST)/versions.txt
 	$(call run-tests,$(LATEST))
@@ -58,7 +58,7 @@ test-latest:
 ## that still fits; lock-upgrade: move every pin to the newest allowed version
 lock: $(VENV)/bin/uv
 	$(PYTHON) -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], sep="\n")' \
-	  | $(VENV)/bin/uv pip compile pyproject.toml - --extra test --universal --python-version 3.11 \
+	  | $(VENV)/bin/uv pip compile pyproject.toml - --extra test --extra hub --universal --python-version 3.11 \
 	    --generate-hashes --custom-compile-command "make lock" --quiet -o $(LOCK) $(LOCK_FLAGS)
 
 lock-upgrade: LOCK_FLAGS = --upgrade

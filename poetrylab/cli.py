@@ -393,6 +393,26 @@ LAB_DEFAULTS = [
     "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
 ]
 
+# JupyterLab 4 asks "Would you like to get notified about official Jupyter news?" whatever
+# news_url says: its announcements plugin asks while the learner's fetchNews setting is
+# unset, and only JupyterLab's page configuration turns that plugin off. This Jupyter
+# configuration directory holds that page configuration (labconfig/page_config.json);
+# `poetrylab lab` and the classroom hub (deploy/jupyterhub) put it on JUPYTER_CONFIG_PATH,
+# Binder's postBuild copies it.
+LAB_CONFIG_DIR = Path(__file__).resolve().parent / "_jupyter"
+
+
+def lab_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """A copy of ``environ`` whose JUPYTER_CONFIG_PATH also names LAB_CONFIG_DIR.
+
+    The course's directory comes after any the environment names already, so theirs win
+    where both set the same thing (and the learner's own ~/.jupyter wins over both).
+    """
+    paths = [p for p in environ.get("JUPYTER_CONFIG_PATH", "").split(os.pathsep) if p]
+    if str(LAB_CONFIG_DIR) not in paths:
+        paths.append(str(LAB_CONFIG_DIR))
+    return {**environ, "JUPYTER_CONFIG_PATH": os.pathsep.join(paths)}
+
 
 def _run_lab(args: argparse.Namespace) -> NoReturn:
     """Replace this process with JupyterLab (see LAB_HELP); never returns."""
@@ -412,7 +432,11 @@ def _run_lab(args: argparse.Namespace) -> NoReturn:
         ]
     if os.geteuid() == 0:  # CI machines and containers run as root; Jupyter refuses it otherwise
         defaults.append("--allow-root")
-    os.execv(sys.executable, [*argv, *_unless_given(defaults, jupyter_args), *jupyter_args])
+    os.execve(
+        sys.executable,
+        [*argv, *_unless_given(defaults, jupyter_args), *jupyter_args],
+        lab_environment(os.environ),
+    )
 
 
 # Options that set the same thing as a course default under another name.

@@ -344,7 +344,12 @@ def _assert_course_lab(base: str, opens: str) -> None:
     data = re.search(r'id="jupyter-config-data" type="application/json">(.*?)</script>', page, re.S)
     assert data, "no page config in JupyterLab's page"
     config = json.loads(data[1])
-    assert config["news"] == {"disabled": True}, "JupyterLab would ask about fetching news"
+    assert config["news"] == {"disabled": True}, "JupyterLab would fetch news"
+    # JupyterLab 4's page ignores news.disabled: only with its announcements plugin off does
+    # it not ask "Would you like to get notified about official Jupyter news?".
+    assert "@jupyterlab/apputils-extension:announcements" in config["disabledExtensions"], (
+        "JupyterLab would ask about news (the course's labconfig is not on its config path)"
+    )
     update = urllib.request.urlopen(f"{base}/lab/api/update?token={TOKEN}", timeout=10).read()
     assert json.loads(update) == {"notification": None}
     with urllib.request.urlopen(f"{base}/?token={TOKEN}", timeout=10) as landing:

@@ -40,6 +40,7 @@ def test_the_lock_pins_every_direct_dependency_inside_its_pyproject_range() -> N
     direct = [
         *project["dependencies"],
         *project["optional-dependencies"]["test"],
+        *project["optional-dependencies"]["hub"],
         *pyproject["build-system"]["requires"],
     ]
     pins = _locked()
