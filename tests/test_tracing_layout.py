@@ -138,6 +138,24 @@ def test_an_inner_deferred_is_drawn_inside_right_after_the_stage_that_returned_i
     assert resume.label == "resumed: 'recovered'" and resume.end[1] == double.y
 
 
+def test_an_inner_deferreds_title_is_whole_and_says_which_chain_returned_it() -> None:
+    for name in ("first download", "the first download of the very long poem"):
+        inner: Deferred[str] = Deferred()
+        with trace() as t:
+            outer: Deferred[int] = Deferred()
+            t.label(outer, name)
+            outer.addCallback(lambda _: inner)
+            outer.callback(1)
+            drawn = layout(t.snapshot(), t.id_of(outer))
+            labels = [lb for lb in drawn.labels if lb.deferred == t.id_of(inner)]
+        titles = [lb.text for lb in labels if lb.kind == "block"]
+        notes = [lb.text for lb in labels if lb.kind == "info"]
+        # the title is never cut to make room for the note; the note is whole or gone
+        assert titles == ["d2 = Deferred()"]
+        assert notes in ([f"returned by a stage of {name}"], ["returned by a stage"])
+        inner.callback("tyger")
+
+
 def test_one_inner_shared_by_two_chains_is_drawn_once_and_its_hand_offs_agree() -> None:
     with trace() as t:
         shared: Deferred[Any] = Deferred()

@@ -616,13 +616,20 @@ class _BlockBuilder:
         y = PAD
         # title
         title = info.title
-        origin = {
-            "watched": "watched",
-            "inner": f"returned by {self.labels.get(info.parent or 0, '?')}",
-            "awaited": f"awaited by {self.labels.get(info.parent or 0, '?')}",
-            "chained": f"chained from {self.labels.get(info.parent or 0, '?')}",
-        }.get(info.origin, "")
-        title_w = content_w - (text_width(origin, PX["label"]) + 12 if origin else 0)
+        parent = self.labels.get(info.parent or 0, "?")
+        # Longest first; the title (what the Deferred is) keeps its room and the note takes
+        # the longest form that fits whole beside it, or none (the arrows still say it).
+        origins = {
+            "watched": ["watched"],
+            "inner": [f"returned by a stage of {parent}", "returned by a stage"],
+            "awaited": [f"awaited by {parent}", "awaited"],
+            "chained": [f"chained from {parent}", "chained"],
+        }.get(info.origin, [])
+        room = content_w - text_width(title, PX["box_title"], bold=True) - 12
+        origin = next(
+            (o for o in origins if text_width(o, PX["label"], italic=True) <= room), ""
+        )
+        title_w = content_w - (text_width(origin, PX["label"], italic=True) + 12 if origin else 0)
         part.labels.append(
             Label(
                 "block",
