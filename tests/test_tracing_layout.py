@@ -144,7 +144,7 @@ def test_an_inner_deferreds_title_is_whole_and_says_which_chain_returned_it() ->
         with trace() as t:
             outer: Deferred[int] = Deferred()
             t.label(outer, name)
-            outer.addCallback(lambda _: inner)
+            outer.addCallback(lambda _, inner=inner: inner)
             outer.callback(1)
             drawn = layout(t.snapshot(), t.id_of(outer))
             labels = [lb for lb in drawn.labels if lb.deferred == t.id_of(inner)]
