@@ -32,12 +32,13 @@ lab: $(STAMP)
 define run-tests
 	status=0; \
 	$(1)/bin/ruff check poetrylab tests twisted scripts notebooks/conftest.py docs/site || status=$$?; \
+	$(1)/bin/mypy || status=$$?; \
 	$(1)/bin/python -m pytest tests || status=$$?; \
 	$(1)/bin/python -m pytest --nbval notebooks $(SANITIZE) || status=$$?; \
 	exit $$status
 endef
 
-## test: lint, unit + integration tests, the site, and every notebook under nbval (strict)
+## test: lint, type check, unit + integration tests, the site, every notebook under nbval (strict)
 test: $(STAMP)
 	$(call run-tests,$(VENV))
 
