@@ -1,7 +1,10 @@
 """The benchmark for real, kept tiny: a server process with several listeners, client
 processes against it, and ``poetrylab bench`` end to end. Poems are short and delays
-small, so every run takes a fraction of a second; the assertions are about order of
-magnitude (a sum against a maximum), never about a precise timing."""
+small, so every run takes a fraction of a second. Nothing asserts how long anything took
+on this machine: what is timed is checked against the run's own records (a download that
+starts only after the one before it finished, downloads that overlap, a lateness no
+larger than the largest), and against lower bounds that a busy machine cannot break (a
+poem paced by its server cannot arrive sooner than its pacing allows)."""
 
 from __future__ import annotations
 
@@ -40,7 +43,7 @@ def test_server_host_serves_the_poem_on_every_listener_and_counts_it(host: Serve
     assert stats["connections"] == 3 and stats["completed"] == 3
     assert stats["bytes"] == 3 * 77 and stats["open_connections"] == 0
     assert stats["writes"] == 3 * 8 and stats["processes"] == 1
-    assert stats["mean_final_late_s"] < PER_SERVER
+    assert 0 <= stats["mean_final_late_s"] <= stats["max_late_s"], "lateness, not a clock time"
 
 
 def test_many_servers_spread_over_processes_and_report_as_one() -> None:
@@ -83,9 +86,15 @@ def test_blocking_takes_the_sum_and_asynchronous_clients_take_the_slowest(host: 
         assert record["process_s"] > record["elapsed_s"]
         assert [t["task"] for t in record["timeline"]] == [1, 2, 3]
         assert all(len(t["chunks"]) >= 1 for t in record["timeline"])
+    # The sum: three paced poems, one after the other (the next test checks the order).
     assert results["blocking"]["elapsed_s"] >= 0.95 * 3 * PER_SERVER
+    # The slowest: every download is under way before any of them has finished.
     for client in ("select", "twisted", "asyncio"):
-        assert PER_SERVER * 0.95 <= results[client]["elapsed_s"] < 2 * PER_SERVER
+        timeline = results[client]["timeline"]
+        assert max(t["connected"] for t in timeline) < min(t["finished"] for t in timeline), (
+            f"{client} did not download the three poems at the same time"
+        )
+        assert results[client]["elapsed_s"] >= 0.95 * PER_SERVER
 
 
 def test_blocking_client_connects_to_each_server_only_when_its_turn_comes(host: ServerHost) -> None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import re
 import select
+import selectors
 import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -161,17 +164,28 @@ def _twistd(args: list[str], cwd: Path) -> subprocess.Popen[str]:
     )
 
 
-def _wait_for_port(proc: subprocess.Popen[str]) -> int:
+def _wait_for_port(proc: subprocess.Popen[str], timeout: float = 30.0) -> int:
+    """Read twistd's output until it says its port; fail with what it said instead when it
+    exits or stays silent for ``timeout`` seconds (the raw pipe: nothing read is buffered
+    away from select)."""
     assert proc.stdout is not None
-    for _ in range(200):
-        line = proc.stdout.readline()
-        if not line:
-            break
-        match = re.search(r"PoetryFactory starting on (\d+)", line)
-        if match:
-            return int(match[1])
+    fd, said = proc.stdout.fileno(), b""
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as selector:
+        selector.register(fd, selectors.EVENT_READ)
+        while (left := deadline - time.monotonic()) > 0 and selector.select(left):
+            chunk = os.read(fd, 65536)
+            said += chunk
+            match = re.search(rb"PoetryFactory starting on (\d+)", said)
+            if match:
+                return int(match[1])
+            if not chunk:
+                break  # twistd exited
     proc.kill()
-    raise AssertionError("twistd never said it was listening")
+    raise AssertionError(
+        f"twistd did not say it was listening within {timeout} s; it said:\n"
+        + said.decode(errors="replace")[-2000:]
+    )
 
 
 @pytest.mark.parametrize("how", ["plugin", "tac"])
@@ -342,7 +356,6 @@ def test_a_cli_process_begins_twisted_logging_so_no_event_keeps_its_factory_aliv
 
 def test_the_log_handler_drops_and_counts_lines_rather_than_block_on_a_full_stderr() -> None:
     import logging
-    import os
 
     from poetrylab._logging import QueueToStderr
 

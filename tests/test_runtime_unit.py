@@ -1,17 +1,25 @@
 """Unit tests of the notebook runtime, on a fake reactor: a thread that runs what is handed
 to it in order, and a ``task.Clock`` that jumps to the next timed call whenever the thread
 is idle. No sockets; the only real time spent is in the few tests of timeouts (50 ms).
+
+Nothing here synchronises on the clock. What the reactor has done is asked of the reactor
+itself (a call handed over after a cancellation runs after it: the reactor runs what it is
+handed in order); Ctrl-C is sent once the main thread is seen waiting
+(:func:`interrupt_when`); a wait that must give up runs under :func:`waiting.within`, whose
+timeout bounds a hang. The conditions and :func:`interrupt_when` are shared with
+``test_runtime_watch_unit``; the general helpers are in ``waiting.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 import queue
 import signal
+import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,13 +27,50 @@ import pytest
 from twisted.internet import task
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.testing import MemoryReactorClock
+from waiting import when, within
 
 from poetrylab.runtime import Runtime, WaitTimeoutError
 from poetrylab.runtime._cells import Cell, NoCells
 from poetrylab.runtime._engine import Started
-from poetrylab.runtime._waits import describe
+from poetrylab.runtime._waits import Waits, _SigintWatch, describe
 
 SHORT = 0.05
+
+
+def main_thread_in(function: Callable[..., Any]) -> Callable[[], bool]:
+    """A condition: the main thread is running ``function`` now (it is on its stack)."""
+    code = function.__code__
+
+    def running() -> bool:
+        frame = sys._current_frames().get(threading.main_thread().ident or 0)
+        while frame is not None:
+            if frame.f_code is code:
+                return True
+            frame = frame.f_back
+        return False
+
+    running.__name__ = f"main_thread_in_{function.__name__}"
+    return running
+
+
+# The main thread is blocked in a runtime wait for the reactor (where Ctrl-C lands).
+main_thread_waits = main_thread_in(Waits._wait_for)
+# The main thread gives an interrupted wait its grace, for the cancellation to happen.
+main_thread_lingers = main_thread_in(Waits._linger)
+
+
+def await_armed() -> bool:
+    """A condition: an awaiting ``resolve`` has taken Ctrl-C over (its SIGINT handler is in)."""
+    handler = signal.getsignal(signal.SIGINT)
+    return getattr(handler, "__func__", None) is _SigintWatch._interrupted
+
+
+def interrupt_when(
+    condition: Callable[[], bool], what: str
+) -> contextlib.AbstractContextManager[None]:
+    """Ctrl-C (SIGINT to this process, as the kernel's interrupt button sends it) as soon as
+    ``condition()`` holds, e.g. :func:`main_thread_waits`."""
+    return when(condition, lambda: os.kill(os.getpid(), signal.SIGINT), what)
 
 
 class ThreadedFakeReactor(MemoryReactorClock):
@@ -207,10 +252,13 @@ def test_a_wait_that_times_out_cancels_the_deferred_and_says_what_it_waited_for(
     rt: Runtime,
 ) -> None:
     d: Deferred[str] = Deferred()
-    started = time.monotonic()
-    with pytest.raises(WaitTimeoutError, match=r"the poem from 127.0.0.1:1 after 0.05 s") as info:
+
+    def wait() -> None:
         rt.wait(d, timeout=SHORT, what="the poem from 127.0.0.1:1")
-    assert time.monotonic() - started < 2.0
+
+    with pytest.raises(WaitTimeoutError, match=r"the poem from 127.0.0.1:1 after 0.05 s") as info:
+        # 5 s: far beyond the 0.05 s asked for, and short of the default timeout (10 s)
+        within(5.0, "a wait with a 0.05 s timeout", wait)
     assert d.called, "the Deferred was not cancelled"
     assert isinstance(info.value, TimeoutError)
     assert "timeout=SECONDS" in str(info.value)
@@ -247,14 +295,12 @@ def test_ctrl_c_during_a_blocking_wait_cancels_the_deferred_and_raises_keyboard_
     d: Deferred[str] = Deferred()
     cancelled = threading.Event()
     d.addErrback(lambda f: cancelled.set() if f.check(CancelledError) else f)
-    timer = threading.Timer(SHORT, os.kill, (os.getpid(), signal.SIGINT))
-    timer.start()
-    try:
-        with pytest.raises(KeyboardInterrupt, match="interrupted while waiting for the slow poem"):
-            rt.wait(d, timeout=10, what="the slow poem")
-    finally:
-        timer.cancel()
-    assert cancelled.wait(2), "the Deferred was not cancelled"
+    with (
+        interrupt_when(main_thread_waits, "the wait for the slow poem"),
+        pytest.raises(KeyboardInterrupt, match="interrupted while waiting for the slow poem"),
+    ):
+        rt.wait(d, timeout=10, what="the slow poem")
+    assert cancelled.wait(10), "the Deferred was not cancelled"
 
 
 def test_waiting_in_the_reactor_thread_is_refused_instead_of_deadlocking(rt: Runtime) -> None:
@@ -325,19 +371,19 @@ def test_the_event_loop_keeps_running_while_a_resolve_waits(
     rt: Runtime, fake_reactor: ThreadedFakeReactor
 ) -> None:
     ticks = []
+    d: Deferred[str] = Deferred()
 
     async def ticker() -> None:
         while True:
             ticks.append(1)
+            if len(ticks) == 5:  # only a loop that runs while resolve waits gets here
+                fake_reactor.callFromThread(d.callback, "done")
             await asyncio.sleep(0.005)
 
     async def main() -> str:
         ticking = asyncio.ensure_future(ticker())
-        d: Deferred[str] = Deferred()
-        fake_reactor.callLater(0, lambda: None)
-        threading.Timer(0.1, fake_reactor.callFromThread, (d.callback, "done")).start()
         try:
-            return await rt.resolve(d)
+            return await rt.resolve(d, timeout=10)
         finally:
             ticking.cancel()
 
@@ -353,10 +399,9 @@ def test_cancelling_the_awaiting_task_cancels_the_deferred(rt: Runtime) -> None:
 
     with pytest.raises(TimeoutError):
         run_async(main())
-    deadline = time.monotonic() + 2
-    while not d.called and time.monotonic() < deadline:
-        time.sleep(0.005)
-    assert d.called, "the Deferred was not cancelled"
+    # The cancellation was handed to the reactor before the await gave up, so a call
+    # handed over now runs after it.
+    assert rt.call(lambda: d.called), "the Deferred was not cancelled"
 
 
 def test_resolve_times_out_cancels_and_names_what_it_awaited(rt: Runtime) -> None:
@@ -367,10 +412,7 @@ def test_resolve_times_out_cancels_and_names_what_it_awaited(rt: Runtime) -> Non
 
     with pytest.raises(WaitTimeoutError, match="the tyger after 0.05 s"):
         run_async(main())
-    deadline = time.monotonic() + 2
-    while not d.called and time.monotonic() < deadline:
-        time.sleep(0.005)
-    assert d.called
+    assert rt.call(lambda: d.called), "the Deferred was not cancelled"
 
 
 def test_ctrl_c_during_an_await_cancels_the_deferred_and_the_await(rt: Runtime) -> None:
@@ -378,16 +420,15 @@ def test_ctrl_c_during_an_await_cancels_the_deferred_and_the_await(rt: Runtime) 
     before = signal.getsignal(signal.SIGINT)
 
     async def main() -> None:
-        threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
         await rt.resolve(d, timeout=10, what="the endless poem")
 
-    with pytest.raises(asyncio.CancelledError, match="interrupted while waiting for the endless"):
+    with (
+        interrupt_when(await_armed, "the await taking Ctrl-C over"),
+        pytest.raises(asyncio.CancelledError, match="interrupted while waiting for the endless"),
+    ):
         run_async(main())
     assert signal.getsignal(signal.SIGINT) is before, "the SIGINT handler was not put back"
-    deadline = time.monotonic() + 2
-    while not d.called and time.monotonic() < deadline:
-        time.sleep(0.005)
-    assert d.called
+    assert rt.call(lambda: d.called), "the Deferred was not cancelled"
 
 
 def test_resolve_works_from_an_event_loop_in_another_thread(rt: Runtime) -> None:

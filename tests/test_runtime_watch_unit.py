@@ -6,8 +6,10 @@ thread, and the default timeouts follow ``POETRYLAB_TIMEOUT_SCALE``.
 
 The fake reactor of ``test_runtime_unit`` runs handed-over calls in a thread of its own.
 A test blocks it the way a learner would, with a function that does not return (here: it
-waits on a lock the test holds), and frees it by releasing that lock. Waits on observed
-state go through :func:`eventually`, which has a deadline and says what it waited for.
+waits on a lock the test holds), and frees it by releasing that lock. Nothing waits on the
+clock: waits on observed state go through :func:`eventually`, which has a deadline and
+says what it waited for, and Ctrl-C (or freeing the reactor) happens once the main thread
+is seen where the test needs it (:func:`interrupt_when`, :func:`when`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -25,17 +26,21 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from test_runtime_unit import (  # the fakes and fixtures the runtime's unit tests share
+from test_runtime_unit import (  # the fakes, fixtures and waits the runtime's unit tests share
     FakeCells,
     FakePort,
     ThreadedFakeReactor,
     cells,
     fake_reactor,
+    interrupt_when,
+    main_thread_lingers,
+    main_thread_waits,
     rt,
     run_async,
 )
 from twisted.internet import task
 from twisted.internet.defer import Deferred, succeed
+from waiting import eventually, when
 
 from poetrylab import _ticks
 from poetrylab.runtime import Runtime, StopPendingError, WaitTimeoutError
@@ -47,15 +52,6 @@ __all__ = ["cells", "fake_reactor", "rt"]  # fixtures, used by name
 
 SHORT = 0.05
 CELL = contextvars.ContextVar[str]("CELL")
-
-
-def eventually(condition: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
-    """Wait until ``condition()`` holds; fail saying ``what`` did not happen in time."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} did not happen within {timeout} s")
-        time.sleep(0.005)
 
 
 class Blocked:
@@ -321,12 +317,11 @@ def test_ctrl_c_while_the_reactor_is_blocked_says_the_cancellation_is_still_to_c
 ) -> None:
     blocked.start()
     d: Deferred[str] = Deferred()
-    timer = interrupt_after(SHORT)
-    try:
-        with pytest.raises(KeyboardInterrupt) as info:
-            rt.wait(d, timeout=10, what="the slow poem")
-    finally:
-        timer.cancel()
+    with (
+        interrupt_when(main_thread_waits, "the wait for the slow poem"),
+        pytest.raises(KeyboardInterrupt) as info,
+    ):
+        rt.wait(d, timeout=10, what="the slow poem")
     assert "has been cancelled" not in str(info.value)
     assert "the slow poem will be cancelled as soon as it is free" in str(info.value)
     blocked.free()
@@ -362,8 +357,8 @@ def test_a_second_stop_all_waits_for_the_stop_still_pending(
     blocked.start()
     with pytest.raises(StopPendingError):
         rt.stop_all(timeout=SHORT)
-    threading.Timer(0.1, blocked.free).start()
-    assert rt.stop_all(timeout=5) == ["raven"]
+    with when(main_thread_waits, blocked.free, "the second stop_all waiting"):
+        assert rt.stop_all(timeout=10) == ["raven"]
     assert handle.state == "stopped"
 
 
@@ -380,10 +375,11 @@ def test_rerunning_a_server_cell_on_a_blocked_reactor_starts_nothing_beside_the_
     old = rt.listen(start)
     blocked.start()
     cells.run("cell-A", "run-2")
-    timer = interrupt_after(SHORT)
-    with pytest.raises(KeyboardInterrupt, match="'custom' to stop; it will still happen"):
+    with (
+        interrupt_when(main_thread_waits, "the rerun waiting for the old server's stop"),
+        pytest.raises(KeyboardInterrupt, match="'custom' to stop; it will still happen"),
+    ):
         rt.listen(start)
-    timer.cancel()
     assert rt.servers() == [old] and old.state == "stopping" and len(starts) == 1
     blocked.free()
     eventually(lambda: old.state == "stopped", "the old server's stop")
@@ -392,22 +388,16 @@ def test_rerunning_a_server_cell_on_a_blocked_reactor_starts_nothing_beside_the_
     assert rt.servers() == [new] and len(starts) == 2
 
 
-def interrupt_after(seconds: float) -> threading.Timer:
-    """Ctrl-C, as the kernel's interrupt button sends it, ``seconds`` from now."""
-    timer = threading.Timer(seconds, os.kill, (os.getpid(), signal.SIGINT))
-    timer.start()
-    return timer
-
-
 def test_a_server_start_given_up_before_its_turn_never_starts(
     rt: Runtime, blocked: Blocked
 ) -> None:
     starts = []
     blocked.start()
-    timer = interrupt_after(SHORT)
-    with pytest.raises(KeyboardInterrupt, match="starting the custom server will not run"):
+    with (
+        interrupt_when(main_thread_waits, "the server start waiting for its turn"),
+        pytest.raises(KeyboardInterrupt, match="starting the custom server will not run"),
+    ):
         rt.listen(lambda reactor: starts.append(1) or FakePort(4000))
-    timer.cancel()
     blocked.free()
     assert rt.call(lambda: "the reactor is free") == "the reactor is free"
     assert starts == [] and rt.servers() == []
@@ -417,14 +407,16 @@ def test_a_server_start_that_finishes_during_the_grace_is_kept_and_said_so(rt: R
     go = threading.Event()
 
     def slow_start(reactor: Any) -> FakePort:
-        go.wait(5)
+        go.wait(30)
         return FakePort(4000)
 
-    timer = interrupt_after(SHORT)
-    threading.Timer(0.2, go.set).start()  # within the grace the interrupted wait allows
-    with pytest.raises(KeyboardInterrupt, match="it had finished before it could be cancel"):
+    with (
+        interrupt_when(main_thread_waits, "the wait for the slow start"),
+        # within the grace the interrupted wait allows the cancellation
+        when(main_thread_lingers, go.set, "the interrupted wait's grace"),
+        pytest.raises(KeyboardInterrupt, match="it had finished before it could be cancel"),
+    ):
         rt.listen(slow_start, name="finished")
-    timer.cancel()
     assert [h.name for h in rt.servers()] == ["finished"], "a started server was forgotten"
 
 
@@ -433,14 +425,15 @@ def test_a_server_whose_start_finishes_late_is_stopped_at_once(rt: Runtime) -> N
     go = threading.Event()
 
     def slow_start(reactor: Any) -> FakePort:
-        go.wait(5)  # blocks the reactor thread while the cell gives up
+        go.wait(30)  # blocks the reactor thread while the cell gives up
         return port
 
-    timer = interrupt_after(SHORT)
-    threading.Timer(1.0, go.set).start()  # after the wait has given up, grace included
-    with pytest.raises(KeyboardInterrupt, match="the reactor thread is still running it"):
+    with (
+        interrupt_when(main_thread_waits, "the wait for the slow start"),
+        pytest.raises(KeyboardInterrupt, match="the reactor thread is still running it"),
+    ):
         rt.listen(slow_start, name="late")
-    timer.cancel()
+    go.set()  # after the wait has given up, grace included
     eventually(lambda: port.stopped == 1, "the late server's stop")
     assert rt.servers() == []
 

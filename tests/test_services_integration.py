@@ -11,7 +11,6 @@ import signal
 import socket
 import struct
 import threading
-import time
 import xmlrpc.client
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +19,7 @@ from typing import Any
 import pytest
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.protocol import Protocol
+from waiting import eventually
 
 from poetrylab.corpus import list_poems, load_poem
 from poetrylab.download import Address
@@ -76,13 +76,6 @@ def ask_line(address: Address, line: bytes, timeout: float = 10.0) -> bytes:
             return reader.readline()
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
-
-
 # --- transform --------------------------------------------------------------------------
 
 
@@ -105,14 +98,19 @@ def test_transform_client_returns_a_deferred_that_fires_with_the_poem(
 def test_a_slow_threaded_transform_times_out_while_other_clients_are_served(
     reactor: Any, listen: Any, in_reactor: Any
 ) -> None:
-    release = threading.Event()
+    pondering, release = threading.Event(), threading.Event()
+
+    def ponder(poem: str) -> str:
+        pondering.set()
+        return poem if release.wait(30) else ""  # blocks its thread until the test lets go
+
     registry = transform.default_registry()
-    registry.register("ponder", lambda poem: release.wait(5) and poem, threaded=True)
+    registry.register("ponder", ponder, threaded=True)
     port = listen(transform.listen_transform, reactor, registry=registry, timeout=0.5)
     try:
         with ThreadPoolExecutor(2) as pool:
             slow = pool.submit(ask, address_of(port), netstring(b"ponder.hmm"))
-            time.sleep(0.1)
+            assert pondering.wait(10), "the slow transform never started"
             assert ask(address_of(port), netstring(b"cummingsify.FAST")) == netstring(b"fast")
             assert slow.result(5) == b"", "cut off after the timeout, without a reply"
     finally:
@@ -125,7 +123,8 @@ def test_transform_server_logs_a_refused_request(
     port = listen(transform.listen_transform, reactor)
     with caplog.at_level("WARNING", logger="poetrylab.services.transform"):
         assert ask(address_of(port), netstring(b"__class__.x")) == b""
-        wait_until(lambda: any("bad request" in r.getMessage() for r in caplog.records))
+        eventually(lambda: any("bad request" in r.getMessage() for r in caplog.records),
+                   "the 'bad request' log line")  # fmt: skip
 
 
 # --- proxy ------------------------------------------------------------------------------
@@ -196,8 +195,9 @@ def test_a_client_leaving_mid_fetch_cancels_the_upstream_download(
     up = listen(listen_upstream, reactor, upstream)
     port = listen(proxy.listen_proxy, reactor, address_of(up))
     with socket.create_connection(address_of(port)):
-        wait_until(lambda: upstream.connections == 1)
-    wait_until(lambda: upstream.connections == 0, timeout=3.0)  # long before the poem's end
+        eventually(lambda: upstream.connections == 1, "the proxy's upstream connection")
+    # The whole poem takes 18.5 s to send: closed well before, it was cancelled.
+    eventually(lambda: upstream.connections == 0, "the upstream fetch's cancellation")
     assert port.factory.service.cached is None
     assert upstream.made == 1
 
@@ -275,7 +275,8 @@ def test_gateway_faults_while_the_backend_is_down_and_recovers_when_it_is_back(
         assert server.add(1, 1) == 2
         in_reactor(backend.stopListening)
         in_reactor(gateway.factory.gateway.backend.disconnect)
-        wait_until(lambda: not gateway.factory.gateway.backend.connected)
+        eventually(lambda: not gateway.factory.gateway.backend.connected,
+                   "the gateway seeing its backend gone")  # fmt: skip
         with pytest.raises(xmlrpc.client.Fault) as info:
             server.add(1, 2)
         assert info.value.faultCode == 502 and "cannot connect" in info.value.faultString
@@ -386,7 +387,8 @@ def test_tagged_backend_stops_reading_a_client_that_reads_none_of_its_replies(
         requests = b"".join(b'%d poem ["raven"]\n' % i for i in range(sent))
         writer = threading.Thread(target=sock.sendall, args=(requests,), daemon=True)
         writer.start()
-        wait_until(lambda: bool(getattr(factory, "built", [])) and factory.built[0].paused, 10)
+        eventually(lambda: bool(getattr(factory, "built", [])) and factory.built[0].paused,
+                   "the backend pausing the connection that reads nothing")  # fmt: skip
         handled = factory.backend.handled
         assert handled < sent, "it stopped reading before all 20,000 were handled"
         # Reading the replies lets it go on: every request is answered, in the end.
@@ -407,7 +409,7 @@ def test_gateway_refuses_a_doctype_and_logs_every_fault_naming_the_client(
         assert status == 200 and b"<fault>" in reply and b"DOCTYPE" in reply
         with xmlrpc_proxy(gateway) as server, pytest.raises(xmlrpc.client.Fault):
             server.nosuch()
-        wait_until(lambda: len(faults(caplog)) >= 2)
+        eventually(lambda: len(faults(caplog)) >= 2, "two faults logged")
     doctype, unknown = faults(caplog)[:2]
     assert doctype.startswith(f"127.0.0.1:{client}: Fault 8002: ") and "DOCTYPE" in doctype
     assert unknown.startswith("127.0.0.1:") and "Fault 8001: no method 'nosuch'" in unknown
@@ -480,8 +482,8 @@ def test_a_client_leaving_mid_call_is_one_quiet_line_and_the_backend_call_is_dro
                 b"POST /RPC2 HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s"
                 % (len(body), body)
             )
-            wait_until(lambda: client.in_flight == 1)
-        wait_until(lambda: client.in_flight == 0)  # forgotten, not left waiting
+            eventually(lambda: client.in_flight == 1, "the call reaching the backend")
+        eventually(lambda: client.in_flight == 0, "the call being forgotten once its client left")
     left = [r for r in caplog.records if "left during poem" in r.getMessage()]
     assert [(r.levelno, r.name) for r in left] == [(logging.INFO, xmlrpc_gateway.log.name)]
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], "no traceback"
