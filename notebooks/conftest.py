@@ -20,8 +20,16 @@ representation of a figure.
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+import uuid
+from typing import Any
+
+import nbval.kernel  # type: ignore[import-untyped]  # nbval ships no types
 import pytest
-from nbval.plugin import IPyNbFile  # type: ignore[import-untyped]  # nbval ships no types
+from jupyter_client.manager import KernelManager
+from nbval.plugin import IPyNbFile  # type: ignore[import-untyped]
 
 # Output keys nbval must not compare, on top of its own list.
 NOT_COMPARED = ("image/png", "image/jpeg", "image/svg+xml")
@@ -38,3 +46,39 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 "update notebooks/conftest.py so pictures stay out of the comparison"
             )
         notebook.skip_compare = skip + tuple(k for k in NOT_COMPARED if k not in skip)
+
+
+# Kernels talk to nbval over Unix sockets (IPC), each in a folder of this run's own. Over
+# TCP, jupyter_client picks free ports and the kernel binds them a moment later; on a busy
+# machine another process sometimes takes one in between and the notebook fails with
+# "Address already in use", through no fault of its own. nbval has no option for this, and
+# its kernel manager reads no configuration, so the class it starts kernels with is
+# replaced by one whose transport is IPC (jupyter_client's own "ipc" transport).
+_sockets: list[str] = []
+
+
+class _UnixSocketKernelManager(KernelManager):
+    """jupyter_client's KernelManager, over Unix sockets in this run's folder."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("transport", "ipc")
+        kwargs.setdefault("ip", os.path.join(_sockets[0], f"kernel-{uuid.uuid4().hex[:12]}"))
+        super().__init__(**kwargs)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Make nbval start its kernels with :class:`_UnixSocketKernelManager`."""
+    if getattr(nbval.kernel, "KernelManager", None) is not KernelManager:
+        raise pytest.UsageError(
+            "nbval no longer starts kernels with nbval.kernel.KernelManager; update "
+            "notebooks/conftest.py so that its kernels keep talking over Unix sockets"
+        )
+    _sockets.append(tempfile.mkdtemp(prefix="nbval-kernels-"))
+    nbval.kernel.KernelManager = _UnixSocketKernelManager
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    nbval.kernel.KernelManager = KernelManager
+    for folder in _sockets:
+        shutil.rmtree(folder, ignore_errors=True)
+    _sockets.clear()

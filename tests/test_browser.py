@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -48,8 +49,11 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> str:
     root = tmp_path_factory.mktemp("lab")
     shutil.copytree(ROOT / "notebooks", root / "notebooks")
     port, token = _free_port(), secrets.token_hex(16)
+    # The kernel's Unix sockets are made beside its connection file, in the runtime folder:
+    # a short one, as a socket's path holds at most 107 bytes.
+    runtime_dir = Path(tempfile.mkdtemp(prefix="lab-rt-"))
     env = dict(
-        os.environ, JUPYTER_CONFIG_DIR=str(root / "config"), JUPYTER_RUNTIME_DIR=str(root / "rt")
+        os.environ, JUPYTER_CONFIG_DIR=str(root / "config"), JUPYTER_RUNTIME_DIR=str(runtime_dir)
     )
     log = (root / "lab.log").open("w")  # closed when the lab stops
     # The course's own command (no news pop-up over the page), with the notebooks copied.
@@ -66,6 +70,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> str:
             f"--ServerApp.root_dir={root / 'notebooks'}",
             "--LabApp.expose_app_in_browser=True",
             "--ServerApp.port_retries=50",
+            # Kernels over Unix sockets: TCP ports picked free may be taken before the
+            # kernel binds them ("Address already in use") on a busy machine.
+            "--KernelManager.transport=ipc",
         ],
         stdout=subprocess.DEVNULL,
         stderr=log,
@@ -74,7 +81,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> str:
     )
     # The port may be taken by the time Jupyter binds (others use loopback too), so it may
     # retry another: its runtime file says which port it really got.
-    info_file = root / "rt" / f"jpserver-{proc.pid}.json"
+    info_file = runtime_dir / f"jpserver-{proc.pid}.json"
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -87,12 +94,14 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> str:
                 proc.kill()
                 proc.wait()
                 log.close()
+                shutil.rmtree(runtime_dir, ignore_errors=True)
                 pytest.fail(f"JupyterLab did not start: {(root / 'lab.log').read_text()[-2000:]}")
             time.sleep(0.25)
     yield f"{base}/lab/tree/00-welcome.ipynb?reset&token={token}"
     proc.terminate()
     proc.wait(20)
     log.close()
+    shutil.rmtree(runtime_dir, ignore_errors=True)
 
 
 def test_notebook_00_runs_in_chromium_and_shows_the_poem_and_a_figure(lab: str) -> None:

@@ -20,9 +20,11 @@ import copy
 import importlib.util
 import io
 import json
+import os
 import re
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -240,16 +242,19 @@ def test_execute_notebooks_strips_widget_ids_and_png_text_and_keeps_the_pixels()
 # --- nbval compares what a picture says, never how it is drawn ------------------------------
 
 
-def _nbval(tmp_path: Path, stored: dict[str, Any]) -> subprocess.CompletedProcess[str]:
-    """Run nbval (with the course's conftest and sanitizers) on one stored notebook."""
+def _nbval(tmp_path: Path, notebooks: dict[str, dict[str, Any]]) -> str:
+    """Run nbval (with the course's conftest and sanitizers) on stored notebooks, once;
+    return its report, every cell's outcome listed (``PASSED name.ipynb::Cell 0``)."""
     (tmp_path / "conftest.py").write_text((ROOT / "notebooks" / "conftest.py").read_text())
-    (tmp_path / "check.ipynb").write_text(json.dumps(stored))
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval",
+    for name, stored in notebooks.items():
+        (tmp_path / f"{name}.ipynb").write_text(json.dumps(stored))
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", "--nbval",
          "--nbval-current-env", "--nbval-sanitize-with", str(ROOT / "notebooks" / "sanitize.cfg"),
-         "--rootdir", str(tmp_path), str(tmp_path / "check.ipynb")],
+         "--rootdir", str(tmp_path), *(f"{name}.ipynb" for name in notebooks)],
         cwd=tmp_path, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
+    return done.stdout
 
 
 DRAW = (
@@ -265,9 +270,16 @@ def _stored_drawing() -> dict[str, Any]:
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
     nb.cells = [nbformat.v4.new_code_cell(DRAW)]
+    from jupyter_client.manager import AsyncKernelManager
     from nbclient import NotebookClient
 
-    NotebookClient(nb, timeout=60, kernel_name="python3").execute()
+    # Over Unix sockets, as nbval's kernels (notebooks/conftest.py): TCP ports picked free
+    # may be taken by another process before the kernel binds them.
+    with tempfile.TemporaryDirectory(prefix="poetrylab-kernel-") as sockets:
+        manager = AsyncKernelManager(
+            kernel_name="python3", transport="ipc", ip=os.path.join(sockets, "kernel")
+        )
+        NotebookClient(nb, km=manager, timeout=60, kernel_name="python3").execute(cleanup_kc=True)
     return json.loads(nbformat.writes(nb))
 
 
@@ -279,14 +291,13 @@ def test_nbval_ignores_how_a_figure_is_drawn_but_compares_what_it_says(tmp_path:
     data["image/png"] = _matplotlib_png()
     svg = "".join(data["image/svg+xml"])  # stored as a list of lines
     data["image/svg+xml"] = svg.replace("<svg", "<svg data-font='other'")
-    (tmp_path / "same").mkdir()
-    redrawn = _nbval(tmp_path / "same", stored)
-    assert redrawn.returncode == 0, redrawn.stdout[-3000:]
+    redrawn = copy.deepcopy(stored)
     # A figure that says something else fails.
     data["text/plain"] = "".join(data["text/plain"]).replace("three", "four")
-    (tmp_path / "other").mkdir()
-    changed = _nbval(tmp_path / "other", stored)
-    assert changed.returncode != 0 and "four downloads" in changed.stdout, changed.stdout[-3000:]
+    report = _nbval(tmp_path, {"redrawn": redrawn, "says_other": stored})
+    assert "PASSED redrawn.ipynb::Cell 0" in report, report[-3000:]
+    assert "FAILED says_other.ipynb::Cell 0" in report, report[-3000:]
+    assert "four downloads" in report, report[-3000:]
 
 
 # --- the course ----------------------------------------------------------------------------
