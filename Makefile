@@ -31,7 +31,7 @@ lab: $(STAMP)
 # even when one before it failed, so one run reports every failure (and fails).
 define run-tests
 	status=0; \
-	$(1)/bin/ruff check poetrylab tests twisted scripts notebooks/conftest.py docs/site || status=$$?; \
+	$(1)/bin/ruff check poetrylab tests twisted scripts notebooks/conftest.py docs/site deploy || status=$$?; \
 	$(1)/bin/mypy || status=$$?; \
 	$(1)/bin/python -m pytest tests || status=$$?; \
 	$(1)/bin/python -m pytest --nbval notebooks $(SANITIZE) || status=$$?; \
