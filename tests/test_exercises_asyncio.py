@@ -50,6 +50,19 @@ def test_the_checks_reactor_is_never_the_process_reactor(reactor: Any) -> None:
     assert installed is reactor and installed.running
 
 
+def test_the_process_reactor_stays_twisteds_io_thread(in_reactor: Any) -> None:
+    """Running, a reactor registers its thread as Twisted's I/O thread (a process global):
+    the check's must not take that over, or the process reactor is no longer recognised
+    in its own thread (fetch() and blockingCallFromThread then deadlock it instead of
+    refusing to run there)."""
+    from twisted.python.threadable import isInIOThread
+
+    assert in_reactor(isInIOThread), "the process reactor's thread is not the I/O thread"
+    with nb12._Reactor():
+        assert in_reactor(isInIOThread), "the check's reactor took the I/O thread over"
+    assert in_reactor(isInIOThread), "the check's reactor left its own thread as the I/O thread"
+
+
 def test_a_check_leaves_no_thread_loop_or_descriptor_behind(reactor: Any) -> None:
     nb12.check_first_lines(solutions.first_lines)  # the servers' first start opens what stays
     threads, descriptors = threading.active_count(), _descriptors()

@@ -31,6 +31,7 @@ from typing import Any
 
 from twisted.internet.asyncioreactor import AsyncioSelectorReactor
 from twisted.internet.defer import Deferred
+from twisted.python import threadable
 from twisted.python.failure import Failure
 
 from poetrylab import runtime
@@ -69,6 +70,15 @@ class _Reactor:
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
         self.reactor = AsyncioSelectorReactor(self.loop)
+        # A reactor that starts running registers its thread as Twisted's I/O thread, a
+        # process global (twisted.python.threadable): this one must leave that to the
+        # process reactor (the runtime's), or isInIOThread() turns false in the runtime's
+        # thread, and fetch() or blockingCallFromThread called there deadlock the
+        # notebook's reactor instead of refusing to run. Twisted's own flag for a reactor
+        # that is not the process's I/O reactor (and __exit__ puts the global back, should
+        # a Twisted without the flag have let this reactor take it).
+        self.reactor._registerAsIOThread = False
+        self._io_thread = threadable.ioThread
         self._running = threading.Event()
         self._thread = threading.Thread(
             target=self._run, name="nb12-check-asyncio-reactor", daemon=True
@@ -79,6 +89,7 @@ class _Reactor:
         self.reactor.run(installSignalHandlers=False)
 
     def __enter__(self) -> _Reactor:
+        self._io_thread = threadable.ioThread
         self._thread.start()
         if not self._running.wait(5.0):
             raise RuntimeError("the check's asyncio reactor did not start within 5 s")
@@ -88,6 +99,8 @@ class _Reactor:
         self.call(self._cancel_tasks, patience=1.0)
         self.reactor.callFromThread(self.reactor.stop)
         self._thread.join(5.0)
+        if threadable.ioThread == self._thread.ident:
+            threadable.ioThread = self._io_thread
         if self._thread.is_alive():
             return  # the learner's code blocks the loop: leave it (a daemon thread)
         self.loop.close()
