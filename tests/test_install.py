@@ -260,13 +260,15 @@ def test_make_install_installs_the_lock_then_poetrylab_without_deps(
     assert "pip install" not in again
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def binder_env(
-    checkout: Path, tmp_path: Path, locked_env: None
+    checkout: Path, tmp_path_factory: pytest.TempPathFactory, locked_env: None
 ) -> Iterator[tuple[Path, dict[str, str]]]:
-    """What repo2docker does with environment.yml and postBuild, in a fresh environment."""
-    bin_dir = _new_env(tmp_path / "env")
-    home = tmp_path / "home"
+    """What repo2docker does with environment.yml and postBuild, in a fresh environment
+    (made once for the tests that use it: it takes several seconds)."""
+    root = tmp_path_factory.mktemp("binder")
+    bin_dir = _new_env(root / "env")
+    home = root / "home"
     home.mkdir()
     env = _env_vars(bin_dir, home)
     spec = yaml.safe_load((checkout / "environment.yml").read_text())
