@@ -8,13 +8,18 @@ last tracer stops, the originals are put back: the very same objects, so tracing
 nothing. Every private name of Twisted's that this needs is reached through
 :mod:`._twisted` and nowhere else.
 
-Each callback or errback added to a traced Deferred is wrapped in a small callable
-(:class:`Side`) that records what it got and what it returned or raised, then hands the
-result back unchanged; the implicit pass-through Twisted adds opposite a lone callback or
-errback is wrapped too (:class:`Passing`), so the trace shows which side of every stage
-ran. A wrapper answers to the attributes of the callable it wraps (``__module__``,
-``__code__``, ``__name__``...), so a warning Twisted gives about a callback (one that
-returns the Deferred it belongs to) names the learner's code, exactly as untraced.
+Each stage added to a traced Deferred records, as it runs, which side ran, what it got and
+what it returned or raised, and hands the result on unchanged; the implicit pass-through
+Twisted adds opposite a lone callback or errback is recorded too, so the trace shows which
+side of every stage ran. The usual stage -- one of the learner's plain functions added by
+``addCallback`` or ``addErrback`` with no extra arguments, while one tracer records -- goes
+in with Twisted's own ``addBoth`` and one of two shared runners (:class:`StageRunner`),
+Twisted keeping the function as the stage's argument: a traced chain of 10,000 stages makes
+no wrapper per stage. Any other callback or errback is wrapped in a small callable
+(:class:`Side`; the pass-through in :class:`Passing`). A wrapper answers to the attributes
+of the callable it wraps (``__module__``, ``__code__``, ``__name__``...), and a runner to
+those of the function whose stage has just returned its own Deferred, so the warning
+Twisted gives about that names the learner's code, exactly as untraced.
 
 The tracer's own code never lets an exception or a warning reach the traced program: a
 recording step that fails is switched off for that event and noted in the trace ("not
@@ -39,15 +44,19 @@ import sys
 import threading
 import time
 import warnings
+import weakref
 from collections.abc import Iterable
+from threading import get_ident
 from types import BuiltinFunctionType, FrameType, FunctionType, MethodType
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import AlreadyCalledError, Deferred, DeferredList
+from twisted.python.failure import Failure
 
 from . import _twisted
 from ._twisted import deferred_types
 from ._values import keep, summarize, summarize_exception, type_name
+from .model import Event, Stage
 
 if TYPE_CHECKING:
     from ._record import Rec, Recorder
@@ -66,8 +75,12 @@ _DEFERRED = deferred_types()
 _PLUMBING = _twisted.plumbing_codes()
 _perf = time.perf_counter
 _new = tuple.__new__
+_alloc = object.__new__
 _PLAIN = frozenset({bool, float})  # kept as they are (see _values.keep)
-_BIG = 10**15
+# ints kept as they are without asking _values.keep: within one CPython "digit", so the
+# interpreter compares them quickly (keep keeps larger ones too, up to 15 digits)
+_SMALL_MAX = 2**30 - 1
+_SMALL_MIN = -_SMALL_MAX
 
 
 def recording() -> tuple[Recorder, ...]:
@@ -90,6 +103,9 @@ def _runtime_modules() -> frozenset[str]:
 # The notebook runtime's own stages (the one that hands a result to the cell) are plumbing,
 # told apart by the module that defines them; so are the Deferreds its code makes.
 RUNTIME_MODULES = _runtime_modules()
+# a function defined in one of these takes the general path (which names Twisted's plumbing
+# and the runtime's stages): the fast path asks one set, not two
+_GENERAL_MODULES = RUNTIME_MODULES | _twisted.plumbing_modules()
 
 
 def _internal(recorders: Iterable[Recorder], what: str, exc: BaseException) -> None:
@@ -282,84 +298,161 @@ class Passing:
         return result
 
 
-class Stage1(tuple):  # type: ignore[type-arg]  # (fn, side, rec, sid, key)
-    """The usual stage, recorded quickly: one recorder, one of the learner's functions on
+class StageRunner:
+    """Runs and records the usual stage: one recorder, one of the learner's functions on
     one side, called with the result alone, and Twisted's implicit pass-through on the
-    other side (the bound method :meth:`other`). Like :class:`Side`, it answers to the
-    wrapped function's attributes.
+    other side (see :func:`_fast_adder`).
 
-    It is a tuple ``(fn, side, rec, sid, key)`` underneath: made with one C call (see
-    :func:`_fast`), as a traced chain of 10,000 stages makes 10,000 of them.
+    There are two of these, :data:`RUN_CALLBACK` and :data:`RUN_ERRBACK`, shared by every
+    such stage: the stage goes in with Twisted's own ``addBoth(runner, fn, rec, sid)``, so
+    Twisted keeps the learner's function, the Deferred's record and the stage's id as the
+    stage's arguments, and hands them back with the result -- a traced chain of 10,000
+    stages makes no wrapper object per stage. Twisted calls a stage's errback exactly
+    when the result is a Failure (``isinstance(result, Failure)``), so the runner tells
+    which side it is called on by the same test (an exact int, float or bool is no
+    Failure: for those, most results, the test is skipped): on its own side it runs the
+    function, on the other it passes the result through, and records either.
+
+    Twisted names the function of a stage that returned its own Deferred in a warning,
+    reading ``__module__``, ``__code__`` and ``__globals__`` from the callable it called:
+    the runner answers with those of the function that just did so (held by weak
+    reference, per thread), so the warning names the learner's code, as untraced.
     """
 
-    __slots__ = ()
+    __slots__ = ("on_errback", "side", "other")
 
-    @property
-    def fn(self) -> Any:
-        return tuple.__getitem__(self, 0)
+    def __init__(self, on_errback: bool) -> None:
+        self.on_errback = on_errback
+        self.side = "errback" if on_errback else "callback"
+        self.other = "callback" if on_errback else "errback"
 
-    @property
-    def side(self) -> str:
-        return tuple.__getitem__(self, 1)  # type: ignore[no-any-return]
-
-    @property
-    def key(self) -> int:
-        return tuple.__getitem__(self, 4)  # type: ignore[no-any-return]
-
-    @property
-    def targets(self) -> tuple[tuple[Recorder, Rec, int], ...]:
-        rec = tuple.__getitem__(self, 2)
-        return ((rec.recorder, rec, tuple.__getitem__(self, 3)),)
-
-    def __call__(self, result: Any) -> Any:
-        fn, side, rec, sid, key = self
-        kind = type(result)
-        came = result if kind in _PLAIN or (kind is int and -_BIG < result < _BIG) else keep(result)
+    def __call__(self, result: Any, fn: Any, rec: Rec, sid: int) -> Any:
         recorder = rec.recorder
+        kind = type(result)
+        if (kind is int and _SMALL_MIN <= result <= _SMALL_MAX) or kind in _PLAIN:
+            came = result
+            if self.on_errback:  # a plain value is no Failure: Twisted chose the callback
+                return _passed(recorder, rec, sid, "callback", result)
+        elif isinstance(result, Failure) is not self.on_errback:
+            return _passed(recorder, rec, sid, self.other, result)
+        else:
+            came = keep(result)
         clock = recorder._clock
         start = clock()
         try:
             out = fn(result)
         except BaseException as exc:
-            try:
-                if recorder._recording:
-                    failure = summarize_exception(exc)
-                    recorder.ran(rec.did, sid, side, came, failure, "raised", None, clock() - start)
-            except Exception as error:
-                _internal([recorder], "a stage that raised", error)
+            _raised(recorder, rec, sid, self.side, came, exc, clock() - start)
             raise
-        try:
-            kind = type(out)
-            if kind in _DEFERRED:
-                _returned_deferred(side, key, self.targets, came, out, clock() - start)
-            elif recorder._recording:
-                kept = out if kind in _PLAIN or (kind is int and -_BIG < out < _BIG) else keep(out)
-                recorder.ran(rec.did, sid, side, came, kept, "returned", None, clock() - start)
-        except Exception as error:
-            _internal([recorder], "a stage that returned", error)
+        kind = type(out)
+        if (kind is int and _SMALL_MIN <= out <= _SMALL_MAX) or kind in _PLAIN:
+            kept = out
+        elif kind in _DEFERRED:
+            _ran_to_deferred(self.side, fn, rec, sid, came, out, clock() - start)
+            return out
+        else:
+            kept = keep(out)
+        if recorder._recording:
+            end = clock()
+            try:
+                # Recorder.ran's event, built here: this runs once per stage of every chain
+                next_seq, append, name_of, _ = recorder._hot
+                append(
+                    _new(
+                        Event,
+                        (
+                            next_seq(),
+                            end - recorder._t0,
+                            name_of(get_ident()) or recorder._thread(),
+                            rec.did,
+                            "stage_ran",
+                            sid,
+                            self.side,
+                            came,
+                            kept,
+                            "returned",
+                            None,
+                            None,
+                            None,
+                            end - start,
+                        ),
+                    )
+                )
+            except Exception as error:
+                _internal([recorder], "a stage that returned", error)
         return out
 
-    def other(self, result: Any) -> Any:
-        """Twisted's implicit pass-through on the other side: recorded, unchanged."""
-        _, side, rec, sid, _ = self
-        try:
-            recorder = rec.recorder
-            if recorder._recording:
-                came = keep(result)
-                other = "errback" if side == "callback" else "callback"
-                recorder.ran(rec.did, sid, other, came, came, "passed", None, 0.0)
-        except Exception as error:
-            _internal([rec.recorder], "a pass-through", error)
-        return result
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(tuple.__getitem__(self, 0), name)
-
     def __repr__(self) -> str:
-        return f"<traced {self.side} {self.fn!r}>"
+        return f"<traced {self.side}s>"
 
 
-Stage1.__module__ = property(_module_of_wrapped)  # type: ignore[assignment]
+def _offender() -> Any:
+    """The function whose stage last returned its own Deferred, in this thread."""
+    ref = getattr(_tls, "offender", None)
+    fn = ref() if ref is not None else None
+    if fn is None:
+        raise AttributeError("no traced stage returned its own Deferred here")
+    return fn
+
+
+def _offender_module(self: StageRunner) -> Any:
+    try:
+        return _offender().__module__
+    except AttributeError:
+        return __name__
+
+
+def _forwarded(name: str) -> property:
+    def get(self: StageRunner) -> Any:
+        return getattr(_offender(), name)
+
+    return property(get)
+
+
+StageRunner.__module__ = property(_offender_module)  # type: ignore[assignment]
+for _name in ("__code__", "__globals__"):
+    setattr(StageRunner, _name, _forwarded(_name))
+
+RUN_CALLBACK = StageRunner(False)
+RUN_ERRBACK = StageRunner(True)
+
+
+def _passed(recorder: Recorder, rec: Rec, sid: int, side: str, result: Any) -> Any:
+    """Twisted's implicit pass-through on ``side`` of a usual stage: recorded; returns the
+    result unchanged."""
+    try:
+        if recorder._recording:
+            came = keep(result)
+            recorder.ran(rec.did, sid, side, came, came, "passed", None, 0.0)
+    except Exception as error:
+        _internal([recorder], "a pass-through", error)
+    return result
+
+
+def _raised(
+    recorder: Recorder, rec: Rec, sid: int, side: str, came: Any, exc: BaseException, spent: float
+) -> None:
+    """The learner's function in a usual stage raised: record it (never raising)."""
+    try:
+        if recorder._recording:
+            failure = summarize_exception(exc)
+            recorder.ran(rec.did, sid, side, came, failure, "raised", None, spent)
+    except Exception as error:
+        _internal([recorder], "a stage that raised", error)
+
+
+def _ran_to_deferred(
+    side: str, fn: Any, rec: Rec, sid: int, came: Any, out: Any, spent: float
+) -> None:
+    """The learner's function in a usual stage returned a Deferred: record it (never
+    raising). When it is the stage's own Deferred, Twisted is about to warn, naming the
+    function through the runner (see :class:`StageRunner`)."""
+    try:
+        if id(out) == rec.key:
+            _tls.offender = weakref.ref(fn)
+        _returned_deferred(side, rec.key, ((rec.recorder, rec, sid),), came, out, spent)
+    except Exception as error:
+        _internal([rec.recorder], "a stage that returned", error)
 
 
 class ListSide(Side):
@@ -606,6 +699,7 @@ _orig: dict[str, Any] = {}
 _orig_add_callbacks: Any = Deferred.addCallbacks
 _orig_add_callback: Any = Deferred.addCallback
 _orig_add_errback: Any = Deferred.addErrback
+_orig_add_both: Any = Deferred.addBoth
 _single: Recorder | None = None  # the one recorder recording, when there is exactly one
 
 
@@ -702,40 +796,78 @@ def _p_add_callbacks(self: Any, *args: Any, **kwargs: Any) -> Any:
     return _orig_add_callbacks(self, *args, **kwargs)
 
 
-def _fast(d: Any, fn: Any, side: str, args: tuple[Any, ...], kwargs: Any) -> Stage1 | None:
-    """Record the usual stage -- one recorder, one of the learner's functions, no extra
-    arguments, Twisted's pass-through on the other side -- and return what goes in the
-    chain (a :class:`Stage1`); None when ``d`` is not traced or the general path must
-    take it. A traced chain of 10,000 stages comes through here 10,000 times."""
-    single = _single
-    if single is None or type(fn) is not FunctionType or args or kwargs:
-        return None
-    rec = single._by_key.get(id(d))
-    if rec is None or id(fn.__code__) in _PLUMBING:
-        return None
-    try:
-        if not rec.fired and d.called:
-            single.note_fired(d, rec)
-        if rec.untraced and not rec.reached:
-            return None  # the general path records what comes out of the untraced stages
-        name = fn.__qualname__
-        if "<" in name:
-            name = _function_name(fn)
-        role = "runtime" if fn.__module__ in RUNTIME_MODULES else "user"
-        if side == "callback":
-            sid = single.add_stage(rec, name, "passthru", False, True, role)
-        else:
-            sid = single.add_stage(rec, "passthru", name, True, False, role)
-        return _new(Stage1, (fn, side, rec, sid, id(d)))
-    except Exception as error:
-        _internal([single], "a stage added", error)
-        return None
+def _fast_adder(runner: StageRunner, slow: Any) -> Any:
+    """The recording ``addCallback`` (``runner`` is :data:`RUN_CALLBACK`) or
+    ``addErrback`` (:data:`RUN_ERRBACK`).
+
+    The usual stage -- one recorder, one of the learner's plain functions, no extra
+    arguments, Twisted's pass-through on the other side -- is recorded right here: its
+    :class:`~.model.Stage` and its ``stage_added`` event are built as
+    :meth:`Recorder.add_stage` would build them, and the stage goes in with Twisted's own
+    ``addBoth(runner, fn, rec, sid)`` (see :class:`StageRunner`). Anything else goes to
+    ``slow``, the general path: another recorder, extra arguments, any other callable,
+    Twisted's plumbing and the notebook runtime's stages (told by the module defining the
+    function), and a Deferred whose stages added before tracing are still to run (the
+    general path records what comes out of them). A traced chain of 10,000 stages comes
+    through here 10,000 times.
+    """
+    on_errback = runner.on_errback
+
+    def add(self: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        recorder = _single
+        if recorder is not None and type(fn) is FunctionType and not args and not kwargs:
+            rec = recorder._by_key.get(id(self))
+            if rec is not None and (not rec.untraced or rec.reached):
+                try:
+                    general = fn.__module__ in _GENERAL_MODULES
+                    if not general:
+                        if not rec.fired and self.called:
+                            recorder.note_fired(self, rec)
+                        name = fn.__qualname__
+                        if "<" in name:
+                            name = _function_name(fn)
+                        stages = rec.stages
+                        sid = len(stages)
+                        next_seq, append, name_of, clock = recorder._hot
+                        seq = next_seq()
+                        if on_errback:
+                            stage = _new(Stage, (sid, "passthru", name, True, False, "user", seq))
+                        else:
+                            stage = _new(Stage, (sid, name, "passthru", False, True, "user", seq))
+                        stages.append(stage)
+                        append(
+                            _new(
+                                Event,
+                                (
+                                    seq,
+                                    clock() - recorder._t0,
+                                    name_of(get_ident()) or recorder._thread(),
+                                    rec.did,
+                                    "stage_added",
+                                    sid,
+                                    None,
+                                    None,
+                                    None,
+                                    None,
+                                    None,
+                                    None,
+                                    None,
+                                    None,
+                                ),
+                            )
+                        )
+                except Exception as error:
+                    _internal([recorder], "a stage added", error)
+                else:
+                    if not general:  # outside the try: what Twisted raises is the program's
+                        return _orig_add_both(self, runner, fn, rec, sid)
+        return slow(self, fn, *args, **kwargs)
+
+    return add
 
 
-def _p_add_callback(self: Any, callback: Any, *args: Any, **kwargs: Any) -> Any:
-    stage = _fast(self, callback, "callback", args, kwargs)
-    if stage is not None:
-        return _orig_add_callbacks(self, stage, stage.other)
+def _add_callback(self: Any, callback: Any, *args: Any, **kwargs: Any) -> Any:
+    """``addCallback``, recorded by the general path."""
     if _recording:
         targets = _targets(self)
         if targets:
@@ -748,10 +880,8 @@ def _p_add_callback(self: Any, callback: Any, *args: Any, **kwargs: Any) -> Any:
     return _orig_add_callback(self, callback, *args, **kwargs)
 
 
-def _p_add_errback(self: Any, errback: Any, *args: Any, **kwargs: Any) -> Any:
-    stage = _fast(self, errback, "errback", args, kwargs)
-    if stage is not None:
-        return _orig_add_callbacks(self, stage.other, stage)
+def _add_errback(self: Any, errback: Any, *args: Any, **kwargs: Any) -> Any:
+    """``addErrback``, recorded by the general path."""
     if _recording:
         targets = _targets(self)
         if targets:
@@ -762,6 +892,10 @@ def _p_add_errback(self: Any, errback: Any, *args: Any, **kwargs: Any) -> Any:
             else:
                 return _orig_add_callbacks(self, cb, eb, (), {}, args, kwargs)
     return _orig_add_errback(self, errback, *args, **kwargs)
+
+
+_p_add_callback = _fast_adder(RUN_CALLBACK, _add_callback)
+_p_add_errback = _fast_adder(RUN_ERRBACK, _add_errback)
 
 
 def _p_add_both(self: Any, callback: Any, *args: Any, **kwargs: Any) -> Any:
@@ -1182,6 +1316,7 @@ _saved: list[tuple[Any, str, Any]] = []
 def install(recorder: Recorder) -> None:
     """Start ``recorder`` recording; the first one in puts the patches in place."""
     global _recording, _single, _orig_add_callbacks, _orig_add_callback, _orig_add_errback
+    global _orig_add_both
     with _install_lock:
         if not _recording:
             current = {}
@@ -1195,6 +1330,7 @@ def install(recorder: Recorder) -> None:
             _orig_add_callbacks = current["add_callbacks"]
             _orig_add_callback = current["add_callback"]
             _orig_add_errback = current["add_errback"]
+            _orig_add_both = current["add_both"]
         _recording = (*_recording, recorder)
         _single = _recording[0] if len(_recording) == 1 else None
 

@@ -5,18 +5,18 @@ A :class:`Recorder` keeps, for each Deferred it traces, a small mutable record
 alive: Deferreds are known by a key (their ``id()``), kept only while a weak reference
 says they are alive. It keeps no value of the traced program either, except exact
 built-in ints, floats, bools and strings of at most :data:`~._values.KEEP_STR`
-characters, which are immutable, tiny and without finalizers: they are summarised when
-the trace is built, and everything else is summarised the moment it is seen
-(:mod:`._values`). So tracing changes neither what the program keeps alive nor when
-Twisted reports an unhandled error (at garbage collection).
+characters, which are immutable, tiny and without finalizers: they are summarised when an
+event's value is read (:class:`~.model.Event` does it), and everything else is summarised
+the moment it is seen (:mod:`._values`). So tracing changes neither what the program keeps
+alive nor when Twisted reports an unhandled error (at garbage collection).
 
-Raw events are plain tuples laid out as :data:`RAW` (the fields of
-:class:`~.model.Event`, in order), built in exactly two places, :meth:`Recorder.emit`
-and its hot-path twin :meth:`Recorder.ran`; raw stages are tuples laid out as
-:data:`RAW_STAGE`. Plain tuples of plain values are what CPython's garbage collector
-stops scanning, which keeps a traced chain of 10,000 stages cheap; :meth:`Recorder.build`
-turns them into typed :class:`~.model.Event` and :class:`~.model.Stage` objects, once
-each (a later build only converts what is new).
+Events and stages are typed records (:class:`~.model.Event`, :class:`~.model.Stage`:
+tuples underneath), each made once, when it happens, from a bare tuple in field order with
+one C call: by :meth:`Recorder.emit`, its hot-path twin :meth:`Recorder.ran` and
+:meth:`Recorder.add_stage`, and -- for the usual stage, added and run 10,000 times in a
+long chain -- by the fast path in :mod:`._patches`, which builds the same records inline.
+:meth:`Recorder.build` puts the events in number order and adds the Deferreds' records;
+a later build reuses what an earlier one ordered.
 
 Recording is called from the patched Deferred methods, in whatever thread fires the
 Deferreds. Each event takes its number from one counter and is appended to one list;
@@ -43,6 +43,7 @@ from .model import DeferredInfo, Event, Stage, TraceData
 __all__ = ["Rec", "Recorder"]
 
 _AT_ONCE = ("succeed()", "fail()", "maybeDeferred(")
+_RELABELLED = ("list", "chain")  # the roles of stages named after another Deferred
 
 
 class Rec:
@@ -72,6 +73,7 @@ class Rec:
         "untraced",
         "reached",
         "held",
+        "relabel",
     )
 
     def __init__(self, recorder: Recorder, did: int, key: int) -> None:
@@ -95,6 +97,7 @@ class Rec:
         self.untraced = False  # stages added before tracing were still to run when seen
         self.reached = False  # the result has come out of those stages
         self.held = 0  # pause() calls not yet matched by unpause()
+        self.relabel = False  # a stage is named after another Deferred ("→ #3[0]")
 
 
 class Recorder:
@@ -114,6 +117,9 @@ class Recorder:
         self._next = self._counter.__next__  # bound once: the hot paths call them per stage
         self._append = self._events.append
         self._names: dict[int, str] = {}
+        self._name_of = self._names.get  # a thread's name by its ident, if seen before
+        # what the hot paths (the usual stage, added and run) call, read in one go
+        self._hot = (self._next, self._append, self._name_of, clock)
         self._t0 = 0.0
         self._recording = False
         self._notes: list[str] = []
@@ -226,7 +232,7 @@ class Recorder:
                 Event(
                     next(self._counter),
                     self._clock() - self._t0,
-                    self._names.get(get_ident()) or self._thread(),
+                    self._name_of(get_ident()) or self._thread(),
                     did,
                     kind,
                     stage=stage,
@@ -254,9 +260,10 @@ class Recorder:
     ) -> None:
         """Record that stage ``sid`` of ``did`` ran on ``side``.
 
-        This and :meth:`add_stage` run once per stage of every traced chain: they build the
-        event as a bare tuple in :class:`~.model.Event`'s field order (``Event(...)`` does
-        the same, with names, three times slower).
+        This and :meth:`add_stage` run once per stage recorded by the general path (the
+        fast path in :mod:`._patches` builds the same records inline): they build the event
+        from a bare tuple in :class:`~.model.Event`'s field order (``Event(...)`` does the
+        same, with names, three times slower).
         """
         if self._recording:
             self._append(
@@ -265,7 +272,7 @@ class Recorder:
                     (
                         self._next(),
                         self._clock() - self._t0,
-                        self._names.get(get_ident()) or self._thread(),
+                        self._name_of(get_ident()) or self._thread(),
                         did,
                         "stage_ran",
                         sid,
@@ -295,6 +302,8 @@ class Recorder:
         (Twisted's own cancel handler for inlineCallbacks goes in front of the others)."""
         stages = rec.stages
         sid = len(stages)
+        if role in _RELABELLED:
+            rec.relabel = True
         seq = self._next()
         stage = _new(
             Stage, (sid, callback, errback, callback_implicit, errback_implicit, role, seq)
@@ -309,7 +318,7 @@ class Recorder:
                 (
                     seq,
                     self._clock() - self._t0,
-                    self._names.get(get_ident()) or self._thread(),
+                    self._name_of(get_ident()) or self._thread(),
                     rec.did,
                     "stage_added",
                     sid,
@@ -404,7 +413,7 @@ class Recorder:
             fresh = self._events[self._built_upto : key[0]]
             self._built_upto = key[0]
             built = self._built
-            in_order = not built or not fresh or built[-1].seq < min(e.seq for e in fresh)
+            in_order = not built or not fresh or built[-1].seq < min(map(_seq, fresh))
             fresh.sort(key=_seq)
             built.extend(fresh)
             if not in_order:
@@ -433,8 +442,8 @@ def _info(rec: Rec, labels: dict[int, str]) -> DeferredInfo:
             opts = ""
         made_by = f"{rec.kind}([{names}]{opts})"
     stages = list(rec.stages)
-    for i, stage in enumerate(stages):
-        if stage.role in ("list", "chain"):  # named "→ #3[0]" before any label was given
+    for i, stage in enumerate(stages if rec.relabel else ()):
+        if stage.role in _RELABELLED:  # named "→ #3[0]" before any label was given
             stages[i] = stage.renamed(
                 _relabel(stage.callback, labels), _relabel(stage.errback, labels)
             )
