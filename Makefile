@@ -10,6 +10,10 @@ STAMP  := $(VENV)/.installed-stamp
 UV_VERSION := 0.13.9
 LATEST := .venv-latest
 SANITIZE := --nbval-sanitize-with notebooks/sanitize.cfg --nbval-current-env
+# make test runs on WORKERS processes (pytest-xdist; CI has two cores), each test module,
+# and each notebook (its cells share one kernel), whole on one of them. WORKERS=0: one process.
+WORKERS ?= 2
+PARALLEL = -n $(WORKERS) --dist loadscope
 
 .PHONY: lab test test-fast test-latest notebooks site bench lock lock-upgrade install clean
 
@@ -33,8 +37,8 @@ define run-tests
 	status=0; \
 	$(1)/bin/ruff check poetrylab tests twisted scripts notebooks/conftest.py docs/site deploy || status=$$?; \
 	$(1)/bin/mypy || status=$$?; \
-	$(1)/bin/python -m pytest tests || status=$$?; \
-	$(1)/bin/python -m pytest --nbval notebooks $(SANITIZE) || status=$$?; \
+	$(1)/bin/python -m pytest tests $(PARALLEL) || status=$$?; \
+	$(1)/bin/python -m pytest --nbval notebooks $(SANITIZE) $(PARALLEL) || status=$$?; \
 	exit $$status
 endef
 
