@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gc
 import itertools
+import threading
 import warnings
 import weakref
 from typing import Any
@@ -275,3 +276,19 @@ def test_a_fast_recording_step_that_fails_is_noted_and_the_program_goes_on(
     assert any(n.startswith("not traced here: a stage added (RuntimeError: record") for n in notes)
     assert any(n.startswith("not traced here: a stage that returned (RuntimeError") for n in notes)
     assert t.path(d) == [("callback", "double", "returned")]  # the second, recorded in full
+
+
+def test_a_thread_keeps_the_name_the_tracer_first_saw_it_by() -> None:
+    """One thread is one lane of the timeline: renamed while traced, it keeps its name."""
+    me = threading.current_thread()
+    before = me.name
+    try:
+        with trace() as t:
+            d: Deferred[Any] = Deferred()
+            d.addCallback(double)
+            me.name = "renamed"
+            d.addErrback(recover)
+            d.callback(1)
+    finally:
+        me.name = before
+    assert {e.thread for e in t.snapshot().events} == {before}

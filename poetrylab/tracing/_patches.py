@@ -46,7 +46,6 @@ import time
 import warnings
 import weakref
 from collections.abc import Iterable
-from threading import get_ident
 from types import BuiltinFunctionType, FrameType, FunctionType, MethodType
 from typing import TYPE_CHECKING, Any
 
@@ -337,7 +336,7 @@ class StageRunner:
             return _passed(recorder, rec, sid, self.other, result)
         else:
             came = keep(result)
-        clock = recorder._clock
+        next_seq, append, here, clock = recorder._hot
         start = clock()
         try:
             out = fn(result)
@@ -355,15 +354,18 @@ class StageRunner:
         if recorder._recording:
             end = clock()
             try:
+                try:
+                    thread = here.name
+                except AttributeError:  # the first event this recorder sees in this thread
+                    thread = recorder._thread()
                 # Recorder.ran's event, built here: this runs once per stage of every chain
-                next_seq, append, name_of, _ = recorder._hot
                 append(
                     _new(
                         Event,
                         (
                             next_seq(),
                             end - recorder._t0,
-                            name_of(get_ident()) or recorder._thread(),
+                            thread,
                             rec.did,
                             "stage_ran",
                             sid,
@@ -828,8 +830,12 @@ def _fast_adder(runner: StageRunner, slow: Any) -> Any:
                             name = _function_name(fn)
                         stages = rec.stages
                         sid = len(stages)
-                        next_seq, append, name_of, clock = recorder._hot
+                        next_seq, append, here, clock = recorder._hot
                         seq = next_seq()
+                        try:
+                            thread = here.name
+                        except AttributeError:  # the first event it sees in this thread
+                            thread = recorder._thread()
                         if on_errback:
                             stage = _new(Stage, (sid, "passthru", name, True, False, "user", seq))
                         else:
@@ -841,7 +847,7 @@ def _fast_adder(runner: StageRunner, slow: Any) -> Any:
                                 (
                                     seq,
                                     clock() - recorder._t0,
-                                    name_of(get_ident()) or recorder._thread(),
+                                    thread,
                                     rec.did,
                                     "stage_added",
                                     sid,

@@ -33,7 +33,6 @@ import time
 import weakref
 from collections.abc import Callable
 from operator import itemgetter
-from threading import get_ident
 from typing import Any
 
 from . import _twisted
@@ -116,10 +115,9 @@ class Recorder:
         self._counter = itertools.count()
         self._next = self._counter.__next__  # bound once: the hot paths call them per stage
         self._append = self._events.append
-        self._names: dict[int, str] = {}
-        self._name_of = self._names.get  # a thread's name by its ident, if seen before
+        self._here = threading.local()  # .name: this thread's name, as first seen
         # what the hot paths (the usual stage, added and run) call, read in one go
-        self._hot = (self._next, self._append, self._name_of, clock)
+        self._hot = (self._next, self._append, self._here, clock)
         self._t0 = 0.0
         self._recording = False
         self._notes: list[str] = []
@@ -138,11 +136,13 @@ class Recorder:
         return self._clock() - self._t0
 
     def _thread(self) -> str:
-        ident = get_ident()
-        name = self._names.get(ident)
-        if name is None:
-            name = self._names[ident] = threading.current_thread().name
-        return name
+        """The name of the thread running now, as it was when this recorder first saw it."""
+        here = self._here
+        try:
+            return here.name  # type: ignore[no-any-return]
+        except AttributeError:
+            here.name = name = threading.current_thread().name
+            return name
 
     # -- Deferreds ---------------------------------------------------------------------------
     def rec_for(self, d: object) -> Rec | None:
@@ -232,7 +232,7 @@ class Recorder:
                 Event(
                     next(self._counter),
                     self._clock() - self._t0,
-                    self._name_of(get_ident()) or self._thread(),
+                    self._thread(),
                     did,
                     kind,
                     stage=stage,
@@ -272,7 +272,7 @@ class Recorder:
                     (
                         self._next(),
                         self._clock() - self._t0,
-                        self._name_of(get_ident()) or self._thread(),
+                        self._thread(),
                         did,
                         "stage_ran",
                         sid,
@@ -318,7 +318,7 @@ class Recorder:
                 (
                     seq,
                     self._clock() - self._t0,
-                    self._name_of(get_ident()) or self._thread(),
+                    self._thread(),
                     rec.did,
                     "stage_added",
                     sid,
