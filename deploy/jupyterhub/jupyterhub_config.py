@@ -109,8 +109,8 @@ c.Spawner.environment = {
     # turned off by the course's page configuration, as in `poetrylab lab`.
     "JUPYTER_CONFIG_PATH": str(LAB_CONFIG_DIR),
 }
-# A learner's server and its kernels: one kernel and the server take ~0.3 GB; the limit
-# leaves room for a few notebooks open before the kernel culler frees them.
+# A learner's server and its kernels: the server and one kernel hold ~0.25 GB (measured:
+# README), a kernel 0.1-0.2 GB more for each notebook open until the culler frees it.
 # LocalProcessSpawner (and so the trial's spawner) does NOT enforce these: it only hands
 # them to the server as MEM_LIMIT and CPU_LIMIT. SystemdSpawner (The Littlest JupyterHub)
 # and KubeSpawner (Zero to JupyterHub) enforce both.
@@ -118,8 +118,8 @@ c.Spawner.mem_limit = "1G"
 c.Spawner.cpu_limit = 1.0
 
 # --- A class logging in at once --------------------------------------------------------
-# A server takes 1-2 s of CPU to start; ten at a time keep a 2-core machine busy for
-# ~10 s. The eleventh learner is asked (HTTP 429) to try again in 30-60 s.
+# A server takes ~2.3 s of CPU to start (measured); ten at a time keep a 2-core machine
+# busy for ~12 s. The eleventh learner is asked (HTTP 429) to try again in 30-60 s.
 c.JupyterHub.concurrent_spawn_limit = 10
 c.JupyterHub.active_server_limit = 40
 c.Spawner.start_timeout = 120  # seconds for the server's process to start

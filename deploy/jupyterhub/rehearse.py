@@ -551,6 +551,8 @@ class LearnerRun:
     kernel_start_seconds: float = 0.0
     wall_seconds: float = 0.0
     kernel_cpu_seconds: float = 0.0
+    server_cpu_seconds: float = 0.0
+    server_cpu_before: float = 0.0  # the server's CPU so far: its start-up, in round one
     server_uss: int = 0
     kernel_uss: int = 0
     server_rss: int = 0
@@ -574,6 +576,8 @@ async def run_notebook(learners: Learners, run: LearnerRun, notebook: str, idle:
     that many seconds and the CPU it and the server use meanwhile is measured.
     """
     stored = await learners.read_notebook(run.name, notebook)
+    server = learners.server_process(run.name)
+    server_cpu = run.server_cpu_before = _cpu(server)
     started = time.monotonic()
     kernel = await learners.open_kernel(run.name, notebook)
     try:
@@ -584,8 +588,9 @@ async def run_notebook(learners: Learners, run: LearnerRun, notebook: str, idle:
             if cell.cell_type == "code":
                 ran.append([] if cell_options(cell)["skip"] else await kernel.run(cell.source))
         run.wall_seconds = time.monotonic() - started
-        process, server = learners.kernel_process(kernel), learners.server_process(run.name)
+        process = learners.kernel_process(kernel)
         run.kernel_cpu_seconds = _cpu(process)
+        run.server_cpu_seconds = _cpu(server) - server_cpu
         for target, prefix in ((process, "kernel"), (server, "server")):
             memory = target.memory_full_info()
             setattr(run, f"{prefix}_uss", memory.uss)
@@ -625,35 +630,44 @@ async def a_class_runs(hub: TrialHub, names: Sequence[str], notebook: str, repea
         learners.http.close()
 
 
-def _report(rounds: list[list[LearnerRun]], notebook: str, load: tuple[float, ...]) -> str:
+def _report(
+    rounds: list[list[LearnerRun]], notebook: str, load: tuple[float, ...], idle: float
+) -> str:
+    """The rehearsal's figures, a line per learner and round, then the medians."""
     runs = [run for runs in rounds for run in runs]
     mb = 1024 * 1024
     lines = [
-        f"{len(rounds[0])} learners ran {notebook} at once, {len(rounds)} time(s); "
+        f"{len(rounds[0])} learner(s) ran {notebook} at once, {len(rounds)} time(s); "
         f"load average before: {load[0]:.2f} on {os.cpu_count()} CPUs",
         f"  {'learner':12} {'spawn':>7} {'kernel start':>13} {'wall':>7} {'kernel CPU':>11} "
-        f"{'server USS/RSS':>15} {'kernel USS/RSS':>15}",
+        f"{'server CPU':>11} {'server USS/RSS':>15} {'kernel USS/RSS':>15}",
     ]
     for run in runs:
         lines.append(
             f"  {run.name:12} {run.spawn_seconds:6.1f}s {run.kernel_start_seconds:12.1f}s "
             f"{run.wall_seconds:6.1f}s {run.kernel_cpu_seconds:10.2f}s "
+            f"{run.server_cpu_seconds:10.2f}s "
             f"{run.server_uss / mb:7.0f}/{run.server_rss / mb:.0f} MB "
             f"{run.kernel_uss / mb:7.0f}/{run.kernel_rss / mb:.0f} MB"
         )
     walls = [run.wall_seconds for run in runs]
-    cpus = [run.kernel_cpu_seconds for run in runs]
+    spawn_cpu = statistics.median(run.server_cpu_before for run in rounds[0])
     per_learner = [(run.server_uss + run.kernel_uss) / mb for run in runs]
-    lines += [
-        f"median wall {statistics.median(walls):.1f} s (max {max(walls):.1f}); "
-        f"median kernel CPU {statistics.median(cpus):.2f} s a copy; "
-        f"a learner's server and kernel: {statistics.median(per_learner):.0f} MB own memory (USS)",
-    ]
-    idle = [run for run in runs if run.idle_kernel_cpu is not None]
+    lines.append(
+        f"median wall {statistics.median(walls):.1f} s (max {max(walls):.1f}); CPU a copy: "
+        f"kernel {statistics.median(r.kernel_cpu_seconds for r in runs):.2f} s, its server "
+        f"{statistics.median(r.server_cpu_seconds for r in runs):.2f} s; a learner's server "
+        f"and kernel: {statistics.median(per_learner):.0f} MB of their own (USS); a server "
+        f"took {spawn_cpu:.2f} s of CPU to start"
+    )
     if idle:
-        kernel = statistics.median(r.idle_kernel_cpu or 0 for r in idle)
-        server = statistics.median(r.idle_server_cpu or 0 for r in idle)
-        lines.append(f"idle: kernel {kernel:.3%} of a core, server {server:.3%} of a core")
+        tick = 1 / os.sysconf("SC_CLK_TCK") / idle  # one tick of the CPU clock, as a share
+        kernel = statistics.median(r.idle_kernel_cpu or 0 for r in runs)
+        server = statistics.median(r.idle_server_cpu or 0 for r in runs)
+        lines.append(
+            f"idle {idle:.0f} s: kernel {kernel:.3%} of a core, server {server:.3%} "
+            f"(the CPU clock counts in steps of {tick:.3%} here)"
+        )
     problems = [p for run in runs for p in run.problems]
     lines.append(
         "every output as stored" if not problems else "\n".join(["OUTPUTS DIFFER:", *problems])
@@ -678,7 +692,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     load = os.getloadavg()
     with trial_hub() as hub:
         rounds = asyncio.run(a_class_runs(hub, names, matches[0].name, args.repeats, args.idle))
-    print(_report(rounds, matches[0].name, load))
+    print(_report(rounds, matches[0].name, load, args.idle))
     return 1 if any(run.problems for runs in rounds for run in runs) else 0
 
 
