@@ -11,6 +11,7 @@ alive, how Twisted's own attribute storage on a traced Deferred looks.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import itertools
 import threading
@@ -292,3 +293,34 @@ def test_a_thread_keeps_the_name_the_tracer_first_saw_it_by() -> None:
     finally:
         me.name = before
     assert {e.thread for e in t.snapshot().events} == {before}
+
+
+def test_a_stage_goes_in_as_twisteds_own_add_both_puts_it() -> None:
+    def plus(x: int, y: int) -> int:
+        return x + y
+
+    theirs: Deferred[int] = Deferred()
+    theirs.addBoth(plus, 1)
+    ours: Deferred[int] = Deferred()
+    assert _twisted.add_both(ours, plus, (1,)) is ours
+    assert ours._callbacks == theirs._callbacks
+    fired: Deferred[int] = Deferred()
+    fired.callback(1)
+    _twisted.add_both(fired, plus, (1,))  # a fired Deferred runs it at once
+    assert fired.result == 2
+
+
+def test_without_the_add_both_probe_the_tracer_records_the_same(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with Tracer() as probed:
+        a_chain()
+    probe = _twisted.PROBES["addBoth"]
+    monkeypatch.setattr(_twisted, "_ADD_BOTH", None)
+    monkeypatch.setitem(
+        _twisted.PROBES, "addBoth", dataclasses.replace(probe, ok=False, problem="moved")
+    )
+    with Tracer() as fallback:
+        a_chain()
+    assert the_record(fallback.snapshot(), 1) == the_record(probed.snapshot(), 1)
+    assert _twisted.problems() == []  # only slower: nothing goes unseen, nothing to say

@@ -13,7 +13,7 @@ what it returned or raised, and hands the result on unchanged; the implicit pass
 Twisted adds opposite a lone callback or errback is recorded too, so the trace shows which
 side of every stage ran. The usual stage -- one of the learner's plain functions added by
 ``addCallback`` or ``addErrback`` with no extra arguments, while one tracer records -- goes
-in with Twisted's own ``addBoth`` and one of two shared runners (:class:`StageRunner`),
+in as Twisted's own ``addBoth`` adds it, with one of two shared runners (:class:`StageRunner`),
 Twisted keeping the function as the stage's argument: a traced chain of 10,000 stages makes
 no wrapper per stage. Any other callback or errback is wrapped in a small callable
 (:class:`Side`; the pass-through in :class:`Passing`). A wrapper answers to the attributes
@@ -53,6 +53,7 @@ from twisted.internet.defer import AlreadyCalledError, Deferred, DeferredList
 from twisted.python.failure import Failure
 
 from . import _twisted
+from ._twisted import add_both as _add_both
 from ._twisted import deferred_types
 from ._values import keep, summarize, summarize_exception, type_name
 from .model import Event, Stage
@@ -303,7 +304,7 @@ class StageRunner:
     other side (see :func:`_fast_adder`).
 
     There are two of these, :data:`RUN_CALLBACK` and :data:`RUN_ERRBACK`, shared by every
-    such stage: the stage goes in with Twisted's own ``addBoth(runner, fn, rec, sid)``, so
+    such stage: the stage goes in as Twisted's ``addBoth(runner, fn, rec, sid)`` puts it, so
     Twisted keeps the learner's function, the Deferred's record and the stage's id as the
     stage's arguments, and hands them back with the result -- a traced chain of 10,000
     stages makes no wrapper object per stage. Twisted calls a stage's errback exactly
@@ -701,7 +702,6 @@ _orig: dict[str, Any] = {}
 _orig_add_callbacks: Any = Deferred.addCallbacks
 _orig_add_callback: Any = Deferred.addCallback
 _orig_add_errback: Any = Deferred.addErrback
-_orig_add_both: Any = Deferred.addBoth
 _single: Recorder | None = None  # the one recorder recording, when there is exactly one
 
 
@@ -806,7 +806,8 @@ def _fast_adder(runner: StageRunner, slow: Any) -> Any:
     arguments, Twisted's pass-through on the other side -- is recorded right here: its
     :class:`~.model.Stage` and its ``stage_added`` event are built as
     :meth:`Recorder.add_stage` would build them, and the stage goes in with Twisted's own
-    ``addBoth(runner, fn, rec, sid)`` (see :class:`StageRunner`). Anything else goes to
+    ``addBoth(runner, fn, rec, sid)`` (see :class:`StageRunner`; :func:`._twisted.add_both`
+    does what Twisted's ``addBoth`` does without calling it). Anything else goes to
     ``slow``, the general path: another recorder, extra arguments, any other callable,
     Twisted's plumbing and the notebook runtime's stages (told by the module defining the
     function), and a Deferred whose stages added before tracing are still to run (the
@@ -866,7 +867,7 @@ def _fast_adder(runner: StageRunner, slow: Any) -> Any:
                     _internal([recorder], "a stage added", error)
                 else:
                     if not general:  # outside the try: what Twisted raises is the program's
-                        return _orig_add_both(self, runner, fn, rec, sid)
+                        return _add_both(self, runner, (fn, rec, sid))
         return slow(self, fn, *args, **kwargs)
 
     return add
@@ -1322,7 +1323,6 @@ _saved: list[tuple[Any, str, Any]] = []
 def install(recorder: Recorder) -> None:
     """Start ``recorder`` recording; the first one in puts the patches in place."""
     global _recording, _single, _orig_add_callbacks, _orig_add_callback, _orig_add_errback
-    global _orig_add_both
     with _install_lock:
         if not _recording:
             current = {}
@@ -1336,7 +1336,6 @@ def install(recorder: Recorder) -> None:
             _orig_add_callbacks = current["add_callbacks"]
             _orig_add_callback = current["add_callback"]
             _orig_add_errback = current["add_errback"]
-            _orig_add_both = current["add_both"]
         _recording = (*_recording, recorder)
         _single = _recording[0] if len(_recording) == 1 else None
 
