@@ -283,16 +283,17 @@ def _check_add_both() -> bool:
 _ADD_BOTH = _probe(
     "addBoth",
     "Deferred._callbacks and Deferred._runCallbacks, used as Deferred.addBoth uses them",
-    "the usual traced stage added with one Python call, not two",
+    "the usual traced stage added without packing its arguments and keywords anew",
     _check_add_both,
     speed_only=True,
 )
 
 
 def add_both(d: Any, callback: Any, args: tuple[Any, ...]) -> Any:
-    """What ``d.addBoth(callback, *args)`` does -- with Twisted's original ``addBoth``,
-    whatever is patched -- without calling it: a traced chain of 10,000 stages saves a
-    Python call and a dict of keywords per stage. Returns ``d``."""
+    """What ``d.addBoth(callback, *args)`` does -- Twisted's original ``addBoth``, whatever
+    is patched -- with ``args`` as they are and no keywords: ``addBoth`` would pack them
+    anew and make a dict of keywords for every stage of a traced chain of 10,000. Without
+    the probe, it calls the original ``addBoth``. Returns ``d``."""
     if _ADD_BOTH:
         half = (callback, args, _NO_KEYWORDS)
         d._callbacks.append((half, half))
