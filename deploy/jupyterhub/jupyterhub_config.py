@@ -74,7 +74,7 @@ if not (COURSE / "00-welcome.ipynb").is_file():
 #   c.JupyterHub.spawner_class = "localprocess"  (the hub then runs as root)
 c.JupyterHub.authenticator_class = "dummy"
 c.JupyterHub.spawner_class = "simple"
-c.Authenticator.admin_users = {"instructor"}
+c.Authenticator.admin_users = {"instructor"}  # in the trial, whoever logs in by that name
 c.SimpleLocalProcessSpawner.home_dir_template = str(HUB_DIR / "homes" / "{username}")
 
 c.JupyterHub.bind_url = "http://:8000"
@@ -87,9 +87,9 @@ c.Spawner.default_url = f"/lab/tree/{COURSE_FOLDER}/00-welcome.ipynb"
 c.Spawner.args = [
     *LAB_DEFAULTS,  # as `poetrylab lab`: no news fetched, no update check
     # Kernels nobody has run a cell in for 20 minutes are shut down, even with their
-    # notebook still open: JupyterLab keeps a kernel (113-146 MB) for every notebook
-    # opened, six notebooks in that is ~0.9 GB a learner. A culled notebook shows
-    # "No Kernel"; running it again from the top takes seconds.
+    # notebook still open: JupyterLab keeps a kernel (110-210 MB, measured) for every
+    # notebook opened, six notebooks in that is ~0.9 GB a learner. A culled notebook
+    # shows "No Kernel"; running it again from the top takes seconds.
     "--MappingKernelManager.cull_idle_timeout=1200",
     "--MappingKernelManager.cull_interval=60",
     "--MappingKernelManager.cull_connected=True",
@@ -137,7 +137,7 @@ c.JupyterHub.services = [
             "jupyterhub_idle_culler",
             "--timeout=3600",
             "--cull-every=300",
-        ],  # fmt: skip
+        ],
     }
 ]
 c.JupyterHub.load_roles = [
@@ -156,9 +156,10 @@ def course_files(course: Path) -> list[Path]:
     The checkout's test files (conftest.py, sanitize.cfg) and the scripts notebooks write
     when they run are left out.
     """
-    data = course / "data"
-    notebooks = sorted(course.glob("*.ipynb"))
-    return notebooks + sorted(p for p in data.rglob("*") if p.is_file() and ".ipynb_" not in str(p))
+    data = sorted(p for p in (course / "data").rglob("*") if p.is_file())
+    return sorted(course.glob("*.ipynb")) + [
+        p for p in data if ".ipynb_checkpoints" not in p.relative_to(course).parts
+    ]
 
 
 def copy_course(course: Path, target: Path, owner: tuple[int, int] | None = None) -> list[Path]:
