@@ -75,7 +75,6 @@ _DEFERRED = deferred_types()
 _PLUMBING = _twisted.plumbing_codes()
 _perf = time.perf_counter
 _new = tuple.__new__
-_alloc = object.__new__
 _PLAIN = frozenset({bool, float})  # kept as they are (see _values.keep)
 # ints kept as they are without asking _values.keep: within one CPython "digit", so the
 # interpreter compares them quickly (keep keeps larger ones too, up to 15 digits)
