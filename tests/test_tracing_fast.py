@@ -324,3 +324,32 @@ def test_without_the_add_both_probe_the_tracer_records_the_same(
         a_chain()
     assert the_record(fallback.snapshot(), 1) == the_record(probed.snapshot(), 1)
     assert _twisted.problems() == []  # only slower: nothing goes unseen, nothing to say
+
+
+def test_a_value_handed_from_stage_to_stage_is_summarised_not_kept() -> None:
+    class Payload:
+        pass
+
+    made: list[weakref.ref[Payload]] = []
+
+    def make(_: Any) -> Payload:
+        payload = Payload()
+        made.append(weakref.ref(payload))
+        return payload
+
+    with trace() as t:
+        d: Deferred[Any] = Deferred()
+        d.addCallback(make)
+        d.addCallback(lambda p: 7)  # gets the Payload: its event must hold a summary
+        d.addCallback(lambda n: n * 6)  # gets the very int the stage before returned
+        d.callback(None)
+        gc.collect()
+        assert made[0]() is None  # while still recording
+    got = [e.value for e in t.snapshot().events if e.kind == "stage_ran"]
+    assert [(v.type, v.kind) for v in got if v is not None] == [
+        ("NoneType", "value"),
+        ("Payload", "value"),
+        ("int", "value"),
+    ]
+    assert got[2] is not None and got[2].describe() == "7"
+    assert d.result == 42

@@ -327,8 +327,9 @@ class StageRunner:
 
     def __call__(self, result: Any, fn: Any, rec: Rec, sid: int) -> Any:
         recorder = rec.recorder
-        kind = type(result)
-        if (kind is int and _SMALL_MIN <= result <= _SMALL_MAX) or kind in _PLAIN:
+        if result is rec.plain or (
+            (kind := type(result)) is int and _SMALL_MIN <= result <= _SMALL_MAX or kind in _PLAIN
+        ):
             came = result
             if self.on_errback:  # a plain value is no Failure: Twisted chose the callback
                 return _passed(recorder, rec, sid, "callback", result)
@@ -336,7 +337,7 @@ class StageRunner:
             return _passed(recorder, rec, sid, self.other, result)
         else:
             came = keep(result)
-        next_seq, append, here, clock = recorder._hot
+        counter, append, here, clock = recorder._hot
         start = clock()
         try:
             out = fn(result)
@@ -345,7 +346,7 @@ class StageRunner:
             raise
         kind = type(out)
         if (kind is int and _SMALL_MIN <= out <= _SMALL_MAX) or kind in _PLAIN:
-            kept = out
+            kept = rec.plain = out
         elif kind in _DEFERRED:
             _ran_to_deferred(self.side, fn, rec, sid, came, out, clock() - start)
             return out
@@ -363,7 +364,7 @@ class StageRunner:
                     _new(
                         Event,
                         (
-                            next_seq(),
+                            next(counter),
                             end - recorder._t0,
                             thread,
                             rec.did,
@@ -830,8 +831,8 @@ def _fast_adder(runner: StageRunner, slow: Any) -> Any:
                             name = _function_name(fn)
                         stages = rec.stages
                         sid = len(stages)
-                        next_seq, append, here, clock = recorder._hot
-                        seq = next_seq()
+                        counter, append, here, clock = recorder._hot
+                        seq = next(counter)
                         try:
                             thread = here.name
                         except AttributeError:  # the first event it sees in this thread

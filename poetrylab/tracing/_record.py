@@ -43,6 +43,8 @@ __all__ = ["Rec", "Recorder"]
 
 _AT_ONCE = ("succeed()", "fail()", "maybeDeferred(")
 _RELABELLED = ("list", "chain")  # the roles of stages named after another Deferred
+NOT_PLAIN: Any = object()
+"""What :attr:`Rec.plain` holds before a usual stage of the Deferred has returned."""
 
 
 class Rec:
@@ -73,6 +75,7 @@ class Rec:
         "reached",
         "held",
         "relabel",
+        "plain",
     )
 
     def __init__(self, recorder: Recorder, did: int, key: int) -> None:
@@ -97,6 +100,9 @@ class Rec:
         self.reached = False  # the result has come out of those stages
         self.held = 0  # pause() calls not yet matched by unpause()
         self.relabel = False  # a stage is named after another Deferred ("→ #3[0]")
+        # the last int, float or bool a usual stage of it returned (its event keeps it too):
+        # the next stage, given that very object, need not ask whether to keep it as it is
+        self.plain: object = NOT_PLAIN
 
 
 class Recorder:
@@ -116,8 +122,8 @@ class Recorder:
         self._next = self._counter.__next__  # bound once: the hot paths call them per stage
         self._append = self._events.append
         self._here = threading.local()  # .name: this thread's name, as first seen
-        # what the hot paths (the usual stage, added and run) call, read in one go
-        self._hot = (self._next, self._append, self._here, clock)
+        # what the hot paths (the usual stage, added and run) use, read in one go
+        self._hot = (self._counter, self._append, self._here, clock)
         self._t0 = 0.0
         self._recording = False
         self._notes: list[str] = []
