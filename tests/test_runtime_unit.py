@@ -65,12 +65,21 @@ def await_armed() -> bool:
     return getattr(handler, "__func__", None) is _SigintWatch._interrupted
 
 
-def interrupt_when(
-    condition: Callable[[], bool], what: str
-) -> contextlib.AbstractContextManager[None]:
+@contextlib.contextmanager
+def interrupt_when(condition: Callable[[], bool], what: str) -> Iterator[None]:
     """Ctrl-C (SIGINT to this process, as the kernel's interrupt button sends it) as soon as
-    ``condition()`` holds, e.g. :func:`main_thread_waits`."""
-    return when(condition, lambda: os.kill(os.getpid(), signal.SIGINT), what)
+    ``condition()`` holds, e.g. :func:`main_thread_waits`.
+
+    Meanwhile Python's own handler takes SIGINT (it raises KeyboardInterrupt), as in a
+    kernel running a cell, even when this process was started with SIGINT ignored (a
+    shell's background job, as CI may run the suite); the handler before is put back.
+    """
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with when(condition, lambda: os.kill(os.getpid(), signal.SIGINT), what):
+            yield
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 class ThreadedFakeReactor(MemoryReactorClock):
@@ -417,17 +426,15 @@ def test_resolve_times_out_cancels_and_names_what_it_awaited(rt: Runtime) -> Non
 
 def test_ctrl_c_during_an_await_cancels_the_deferred_and_the_await(rt: Runtime) -> None:
     d: Deferred[str] = Deferred()
-    before = signal.getsignal(signal.SIGINT)
 
     async def main() -> None:
         await rt.resolve(d, timeout=10, what="the endless poem")
 
-    with (
-        interrupt_when(await_armed, "the await taking Ctrl-C over"),
-        pytest.raises(asyncio.CancelledError, match="interrupted while waiting for the endless"),
-    ):
-        run_async(main())
-    assert signal.getsignal(signal.SIGINT) is before, "the SIGINT handler was not put back"
+    with interrupt_when(await_armed, "the await taking Ctrl-C over"):
+        before = signal.getsignal(signal.SIGINT)
+        with pytest.raises(asyncio.CancelledError, match="interrupted while waiting for the endl"):
+            run_async(main())
+        assert signal.getsignal(signal.SIGINT) is before, "the SIGINT handler was not put back"
     assert rt.call(lambda: d.called), "the Deferred was not cancelled"
 
 
