@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from figure_checks import layout_problems
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
@@ -589,6 +590,52 @@ def test_every_figure_is_a_picture_that_says_what_it_shows() -> None:
     assert "Where the time went at N=16" in pictures["phases"].text
     assert "connecting, the chunks, finishing" in pictures["phases"].text
     assert "0x" not in "".join(p.text for p in pictures.values())
+
+
+SWEEP = Path(__file__).resolve().parent.parent / "notebooks" / "data" / "17-bench-sweep.json"
+"""The stored 1-10,000-server sweep notebooks 01 and 17 draw."""
+ON_SCREEN: dict[str, Any] = {
+    "timelines of the stored sweep": lambda sweep: figures.plot_timelines(
+        figures.timeline_runs(sweep)),
+    "one lane, notebook 00's title": lambda sweep: figures.plot_timelines(
+        figures.timeline_runs(sweep)[-1:],
+        title="One thread, three poems at once: all done when the longest is done"),
+    "timelines of eight threads": lambda _: figures.plot_timelines(
+        figures.timeline_runs(fake_results(servers=(8,)))),
+    "time": figures.plot_elapsed,
+    "throughput": figures.plot_throughput,
+    "efficiency": figures.plot_efficiency,
+    "cpu": figures.plot_cpu,
+    "per connection": figures.plot_per_connection,
+    "phases": figures.plot_phases,
+    "time with a failure": lambda _: figures.plot_elapsed(fake_results(fail=("threaded", 16))),
+    "throughput with a failure": lambda _: figures.plot_throughput(
+        fake_results(fail=("threaded", 16))),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(ON_SCREEN))
+def test_every_figure_fits_a_learners_screen_in_fonts_a_projector_shows(name: str) -> None:
+    """At most 960 px wide, no text under 13 px, nothing cut off or drawn over another text
+    (the overview, a page for a file viewer, is the one figure not drawn for a notebook)."""
+    assert layout_problems(ON_SCREEN[name](load_results(SWEEP))) == []
+
+
+def test_the_plots_against_n_are_a_16_9_slide() -> None:
+    sweep = load_results(SWEEP)
+    for plot in (figures.plot_elapsed, figures.plot_throughput, figures.plot_efficiency,
+                 figures.plot_cpu, figures.plot_per_connection):  # fmt: skip
+        assert plot(sweep).size == (960, 540), plot.__name__
+
+
+def test_per_connection_names_every_client_once_in_a_legend_below_both_panels() -> None:
+    picture = figures.plot_per_connection(fake_results())
+    legends = picture.figure.legends
+    assert len(legends) == 1 and [t.get_text() for t in legends[0].get_texts()] == CLIENTS
+    assert picture.text.splitlines()[-1] == "one line per client: " + ", ".join(CLIENTS)
+    left, right = picture.figure.axes
+    assert [t.get_text() for t in left.get_legend().get_texts()] == [
+        "ideal, one at a time", "ideal, all at once"]  # fmt: skip
 
 
 def test_throughput_draws_the_ideal_lines_from_the_server_time() -> None:

@@ -85,6 +85,14 @@ TASK_STYLES: tuple[tuple[str, str], ...] = (
 FAILURE_COLOUR = "#AA0000"
 IDEAL_COLOUR = "#222222"
 
+DPI = 80
+"""Display pixels per inch of every figure here: sizes are in inches, fonts in points."""
+WIDTH = 12.0
+"""Every figure's width in inches: 960 display pixels, which JupyterLab shows unscaled on a
+1280-pixel screen (its output area is about 1000 pixels wide) and a 16:9 slide holds.
+At 80 pixels per inch the smallest font here (13 points) is 14 pixels on screen."""
+SLIDE = (WIDTH, WIDTH * 9 / 16)
+"""A 16:9 slide: 960 x 540 display pixels."""
 
 
 @contextmanager
@@ -122,8 +130,8 @@ def _new_axes(ax: Axes | None, size: tuple[float, float]) -> tuple[Figure, Axes]
     return fig, fig.add_subplot()
 
 
-def _picture(fig: Figure, dpi: float = 80) -> Picture:
-    """Figures are drawn at slide size in inches; 80 display pixels per inch fits a page."""
+def _picture(fig: Figure, dpi: float = DPI) -> Picture:
+    """Figures are drawn at slide size in inches, shown at :data:`DPI` pixels per inch."""
     return Picture(fig, dpi=dpi)
 
 
@@ -220,8 +228,8 @@ def plot_timelines(
         raise ValueError("these runs kept no chunk timelines (N above chunks_max_servers)")
     with _style():
         lanes = [(run, i, lane) for run in runs for i, lane in enumerate(_lanes(run, max_tasks))]
-        height = max(3.6, 1.9 + 0.75 * len(lanes))
-        fig, ax = _new_axes(ax, (15, height))
+        height = max(3.6, 1.8 + 0.7 * len(lanes))
+        fig, ax = _new_axes(ax, (WIDTH, height))
         ax.grid(False)
         ax.grid(True, axis="x", alpha=0.3)
         right = max((t["finished"] or 0.0 for run in runs for t in run["timeline"][:max_tasks]),
@@ -280,8 +288,8 @@ def plot_timelines(
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0),
                   framealpha=0.95, borderaxespad=0.3)  # fmt: skip
         n = runs[0]["n_servers"]
-        ax.set_title(title or f"{n} slow servers: one after another takes the sum; threads, "
-                     "or one thread\ninterleaving every task's chunks, take the slowest",
+        ax.set_title(title or f"{n} slow servers: one after another takes the sum;\nthreads, "
+                     "or one thread interleaving the chunks, take the slowest",
                      loc="left")  # fmt: skip
     return _picture(fig)
 
@@ -328,10 +336,13 @@ def _failures(results: BenchResults) -> list[str]:
     return [f"{c} at N={n:,}: {reason[:100]}" for (c, n), reason in seen.items()]
 
 
-def _log_n_axis(ax: Axes, counts: Iterable[int]) -> None:
+def _log_n_axis(ax: Axes, counts: Iterable[int], labelled: str = "125") -> None:
+    """N on a log axis: a tick at every N; labels, when there are many, only on the Ns
+    whose first digit is in ``labelled`` ("1": 1, 10, 100... for a narrow panel)."""
     ns = sorted(set(counts))
     ax.set_xscale("log")
-    shown = [n for n in ns if len(ns) < 9 or str(n)[0] in "125"]
+    ax.set_xticks(ns, minor=True)
+    shown = [n for n in ns if len(ns) < 9 or str(n)[0] in labelled]
     # 1k, 2k... above 999: "5,000" and "10,000" side by side would run into each other
     ax.set_xticks(shown, [f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else f"{n:,}"
                           for n in shown])  # fmt: skip
@@ -396,7 +407,7 @@ def plot_elapsed(results: BenchResults, ax: Axes | None = None) -> Picture:
     times), the dotted one the ideal for all at once (the slowest server's time).
     """
     with _style():
-        fig, ax = _new_axes(ax, (12, 7.5))
+        fig, ax = _new_axes(ax, SLIDE)
         ideal = _ideal_points(results)
         ns = [n for n, _, _ in ideal]
         ax.plot(ns, [s for _, s, _ in ideal], "--", color=IDEAL_COLOUR, lw=2.5,
@@ -424,7 +435,7 @@ def plot_throughput(results: BenchResults, ax: Axes | None = None) -> Picture:
     which every poem arrived are drawn, so bytes/s is poems/s times the poem's size.
     """
     with _style():
-        fig, ax = _new_axes(ax, (12, 7.5))
+        fig, ax = _new_axes(ax, SLIDE)
         params = results["parameters"]
         per_server = params["server_time_s"]
         ns = [n for n, _, _ in _ideal_points(results)]
@@ -463,7 +474,7 @@ def plot_efficiency(results: BenchResults, ax: Axes | None = None) -> Picture:
     server for every concurrent one. Faint lines mark 5 % and 25 % over the ideal.
     """
     with _style():
-        fig, ax = _new_axes(ax, (12, 7.5))
+        fig, ax = _new_axes(ax, SLIDE)
         groups = _groups(results, "efficiency")
         _plot_series(ax, groups)
         values = [v for by_n in groups.values() for vs in by_n.values() for v in vs]
@@ -487,7 +498,7 @@ def plot_efficiency(results: BenchResults, ax: Axes | None = None) -> Picture:
 def plot_cpu(results: BenchResults, ax: Axes | None = None) -> Picture:
     """CPU time the client process spent downloading, against N (both axes logarithmic)."""
     with _style():
-        fig, ax = _new_axes(ax, (12, 7.5))
+        fig, ax = _new_axes(ax, SLIDE)
         _plot_series(ax, _groups(results, "cpu_s"))
         _log_n_axis(ax, [e["n_servers"] for e in results["ideal"]])
         _log_y(ax)
@@ -504,37 +515,44 @@ def plot_per_connection(results: BenchResults) -> Picture:
     costs one server-time), for all at once it falls as 1/N (the same server-time shared
     by N). Right, client CPU / N in microseconds: a flat line is a cost per connection
     that does not grow with N; the dashed line is the cheapest client's cost at the
-    largest N, for reference.
+    largest N, for reference. The clients' legend is shared, below both panels.
     """
     with _style():
-        fig = Figure(figsize=(20, 8), layout="constrained")
+        fig = Figure(figsize=SLIDE, layout="constrained")
         left, right = fig.subplots(1, 2)
         ideal = _ideal_points(results)
         ns = [n for n, _, _ in ideal]
         left.plot(ns, [1000 * s / n for n, s, _ in ideal], "--", color=IDEAL_COLOUR, lw=2.5,
-                  label="ideal, one at a time: one server-time", zorder=2)
+                  label="ideal, one at a time", zorder=2)
         left.plot(ns, [1000 * c / n for n, _, c in ideal], ":", color=IDEAL_COLOUR, lw=3,
-                  label="ideal, all at once: server-time / N", zorder=2)
+                  label="ideal, all at once", zorder=2)
+        ideal_lines = left.get_legend_handles_labels()
         _plot_series(left, _groups(results, "time_per_connection"), scale=1000)
-        _log_n_axis(left, ns)
+        _log_n_axis(left, ns, labelled="1")
         _log_y(left)
-        left.set_ylabel("milliseconds of elapsed time per connection")
-        left.legend(loc="lower left", framealpha=0.95, fontsize=13)
-        left.set_title("Time per connection falls as 1/N\nwhile the client keeps up", loc="left")
+        left.set_ylabel("ms of elapsed time per connection")
+        left.legend(*ideal_lines, loc="lower left", framealpha=0.95, fontsize=13)
+        left.set_title("Time per connection\nfalls as 1/N", loc="left")
         cpu = _groups(results, "cpu_per_connection")
         _plot_series(right, cpu, scale=1e6)
         top, at_top = _medians_at_top(cpu)
         if at_top and top is not None:
             cheapest = min(at_top, key=lambda c: at_top[c])
-            right.axhline(at_top[cheapest] * 1e6, color=IDEAL_COLOUR, ls="--", lw=2, zorder=2,
-                          label=f"flat: {cheapest}'s cost per connection at N={top:,}")
-        _log_n_axis(right, ns)
+            flat = right.axhline(at_top[cheapest] * 1e6, color=IDEAL_COLOUR, ls="--", lw=2,
+                                 zorder=2, label=f"flat: {cheapest}'s cost at N={top:,}")
+            right.legend(handles=[flat], loc="upper right", framealpha=0.95, fontsize=13)
+        _log_n_axis(right, ns, labelled="1")
         _log_y(right)
-        right.set_ylabel("client CPU microseconds per connection")
-        right.legend(loc="upper right", framealpha=0.95, fontsize=13)
-        right.set_title("CPU per connection: flat means it scales;\n"
-                        "the fixed start-up cost is shared out at small N", loc="left")
-    return _picture(fig)
+        right.set_ylabel("client CPU µs per connection")
+        right.set_title("CPU per connection:\nflat means it scales", loc="left")
+        clients = [(h, c) for h, c in zip(*left.get_legend_handles_labels(), strict=True)
+                   if c in results["parameters"]["clients"]]  # fmt: skip
+        if clients:
+            fig.legend([h for h, _ in clients], [c for _, c in clients], loc="outside lower center",
+                       ncols=len(clients), frameon=False)  # fmt: skip
+    named = ", ".join(c for _, c in clients)
+    text = f"{describe(fig)}\none line per client: {named}" if clients else describe(fig)
+    return Picture(fig, text, dpi=DPI)
 
 
 _PHASES = (("connect", "connecting", "#88CCEE", ""), ("transfer", "the chunks", "#44AA99", "//"),
@@ -563,7 +581,7 @@ def plot_phases(results: BenchResults, n_servers: int | None = None) -> Picture:
         raise ValueError(f"no run at N={n_servers} recorded its phases")
     clients = [c for c in results["parameters"]["clients"] if any(r["client"] == c for r in runs)]
     with _style():
-        fig = Figure(figsize=(20, 2.2 + 1.1 * len(clients)), layout="constrained")
+        fig = Figure(figsize=(WIDTH, 2.4 + 0.9 * len(clients)), layout="constrained")
         time_ax, cpu_ax = fig.subplots(1, 2, sharey=True)
         for y, client in enumerate(reversed(clients)):
             mine = [r for r in runs if r["client"] == client]

@@ -11,6 +11,7 @@ no timings in it so a stored notebook output stays the same); its matplotlib fig
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -43,7 +44,10 @@ BLUE, INK = COLORS["step"], COLORS["ink"]
 
 
 _DPI = 80
-"""Display pixels per inch: the figures are drawn at slide size, 12-14 inches wide."""
+"""Display pixels per inch: the figures are drawn at slide size, in inches."""
+_WIDTH = 12.0
+"""Every figure's width in inches: 960 display pixels, which JupyterLab shows unscaled on a
+1280-pixel screen and a 16:9 slide holds; the smallest font (13 points) is 14 pixels."""
 
 
 @contextmanager
@@ -54,6 +58,11 @@ def _style() -> Iterator[None]:
 
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _wrap(title: str, width: int = 70) -> str:
+    """A title whose every line fits the figure's width at the title's font size."""
+    return "\n".join(textwrap.fill(line, width) for line in title.splitlines())
 
 
 def draw_netstring(
@@ -78,10 +87,10 @@ def draw_netstring(
     ]
     widths = [max(1.0, len(text) * 0.62 + 0.6) for text, _, _ in parts]
     with _style():
-        fig = Figure(figsize=(14, 2.6), layout="constrained")
+        fig = Figure(figsize=(_WIDTH, 2.6), layout="constrained")
         ax = fig.add_subplot()
         x = 0.0
-        for (text, colour, label), width in zip(parts, widths, strict=True):
+        for i, ((text, colour, label), width) in enumerate(zip(parts, widths, strict=True)):
             ax.add_patch(
                 Rectangle(
                     (x, 0), width, 1, facecolor=colour, alpha=0.15, edgecolor=colour, linewidth=2
@@ -97,10 +106,11 @@ def draw_netstring(
                 fontsize=17,
                 color=INK,
             )
-            if label:
+            if label:  # the first label starts under its box: centred, it would leave the figure
                 ax.text(
-                    x + width / 2, -0.25, label, ha="center", va="top", fontsize=14, color=colour
-                )
+                    x if i == 0 else x + width / 2, -0.25, label, ha="left" if i == 0 else "center",
+                    va="top", fontsize=14, color=colour,
+                )  # fmt: skip
             x += width
         ax.set_xlim(-0.2, x + 0.2)
         ax.set_ylim(-0.95, 1.1)
@@ -124,7 +134,7 @@ def draw_outcomes(
     when not."""
     rows = max(1, math.ceil(len(outcomes) / per_row))
     with _style():
-        fig = Figure(figsize=(12, 1.3 + 1.1 * rows), layout="constrained")
+        fig = Figure(figsize=(_WIDTH, 1.3 + 1.1 * rows), layout="constrained")
         ax = fig.add_subplot()
         for i, ok in enumerate(outcomes):
             row, col = divmod(i, per_row)
@@ -147,7 +157,7 @@ def draw_outcomes(
         ax.set_axis_off()
         good = sum(outcomes)
         counts = f"{good} × {success}, {len(outcomes) - good} × {failure}"
-        ax.set_title(f"{title}\n{counts}")
+        ax.set_title(f"{_wrap(title)}\n{counts}")
     calls = " ".join(f"{i}:{'ok' if ok else 'failed'}" for i, ok in enumerate(outcomes, 1))
     return Picture(fig, f"{title}\n{counts}\n{calls}", dpi=_DPI)
 
@@ -189,7 +199,7 @@ def draw_spans(
             rows.append(captions[i])
         rows.append(span)
     with _style():
-        fig = Figure(figsize=(13, 1.5 + 0.45 * len(rows)), layout="constrained")
+        fig = Figure(figsize=(_WIDTH, 1.5 + 0.45 * len(rows)), layout="constrained")
         ax = fig.add_subplot()
         labels = []
         for y, row in enumerate(rows):
@@ -216,7 +226,8 @@ def draw_spans(
         ax.grid(axis="x", alpha=0.3)
         longest = max(s.end for s in spans) - origin
         ax.set_xlim(0, longest * 1.35 + 0.01)
-        ax.set_title(title)
+        # at the figure's left edge, not the axes': the row labels leave the title less room
+        fig.suptitle(_wrap(title), x=0.01, ha="left", fontsize=19, fontweight="bold")
     described = [title, f"x: {xlabel}"]
     for row in rows:
         if isinstance(row, str):
