@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, cast
 if TYPE_CHECKING:
     from twisted.internet.defer import Deferred
 
-    from poetrylab._typing import ListeningPort
+    from poetrylab._typing import ListeningPort, RuntimeReactor
     from poetrylab.download import Address
     from poetrylab.kinds import Option, ServerKind
 
@@ -307,7 +307,7 @@ def _run_transform(args: argparse.Namespace) -> int:
 
 
 def _transform_main(
-    reactor: Any, address: Address, name: str, poem: str, timeout: float
+    reactor: RuntimeReactor, address: Address, name: str, poem: str, timeout: float
 ) -> Deferred[None]:
     """What ``task.react`` runs: ask, print the reply; fail with ``SystemExit(status)``."""
     from twisted.internet import defer, error
