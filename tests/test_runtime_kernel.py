@@ -9,8 +9,9 @@ one whose reactor the tests block, one shut down to see its ports freed.
 Nothing here waits on the clock. A cell that must be interrupted starts a watcher
 (:data:`WATCHERS`) that sends the kernel Ctrl-C once it sees the cell waiting; what the
 reactor did is asked of the reactor (a call handed over after a cancellation runs after
-it); a blocked reactor is blocked on a lock that the next cell releases, not for a number
-of seconds that a busy machine may use up.
+it); a blocked reactor is blocked on a lock, released by a later cell or by a watcher once
+the cell has been told what blocks it, not for a number of seconds that a busy machine
+may use up.
 """
 
 from __future__ import annotations
