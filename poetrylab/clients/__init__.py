@@ -82,7 +82,7 @@ MODELS: dict[str, ClientModel] = {
         ),
         ClientModel(
             "asyncio", "asyncio", "poetrylab.clients.asyncio_streams",
-            "asyncio streams on the standard library's event loop (notebooks 08 and 12)",
+            "asyncio streams on the standard library's event loop (notebook 12)",
         ),
     ]
 }  # fmt: skip
