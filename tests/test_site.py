@@ -158,12 +158,18 @@ def test_every_figure_loads_in_chromium(site: Path) -> None:
                     "() => [...document.images].filter(i => !(i.complete && i.naturalWidth > 0))"
                     ".map(i => i.getAttribute('src'))"
                 )
-                if missing:
-                    not_shown[notebook.stem] = missing
+                # A figure scaled down to the column must keep its proportions.
+                squashed = page.evaluate(
+                    "() => [...document.images].filter(i => i.naturalWidth > 0 && i.width > 0"
+                    " && Math.abs(i.width / i.height / (i.naturalWidth / i.naturalHeight) - 1)"
+                    " > 0.02).map(i => `${i.getAttribute('src')} shown ${i.width}x${i.height}`)"
+                )
+                if missing or squashed:
+                    not_shown[notebook.stem] = missing + squashed
                 page.screenshot(path=str(shots / f"{notebook.stem}.png"), full_page=False)
         finally:
             browser.close()
-    assert not not_shown, f"images that did not load: {not_shown}"
+    assert not not_shown, f"images that did not load or lost their proportions: {not_shown}"
 
 
 def test_site_sources_hold_no_stale_copy_of_a_removed_notebook(site: Path) -> None:

@@ -47,6 +47,8 @@ myst_heading_anchors = 3
 suppress_warnings = ["myst.header"]
 
 html_theme = "sphinx_book_theme"
+html_static_path = ["_static"]
+html_css_files = ["poetrylab.css"]  # figures narrower than their display size keep their shape
 html_title = "poetrylab: Twisted, live"
 html_last_updated_fmt = None
 html_show_sourcelink = False
