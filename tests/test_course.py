@@ -1,6 +1,7 @@
-"""The course reads as one: eighteen notebooks in the order of DESIGN.md's course map, each opening with what you will
-learn and closing with a summary and a link to the next, every link resolving, every
-code cell executed with its output stored, and at least two exercises each."""
+"""The course reads as one: eighteen notebooks in the order of DESIGN.md's course map, each
+opening with what you will learn and closing with a summary, a link to the next and a word on
+giving the kernel back (after a last code cell that stops every server), every link
+resolving, every code cell executed with its output stored, and at least two exercises each."""
 
 from __future__ import annotations
 
@@ -69,6 +70,18 @@ def test_notebook_closes_with_summary_and_next(path: Path) -> None:
         assert f"({NOTEBOOKS[index + 1].name})" in markdown, (
             f"{path.name}: Next should link to {NOTEBOOKS[index + 1].name}"
         )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_ends_by_stopping_its_servers_and_giving_the_kernel_back(path: Path) -> None:
+    # On a shared hub every open notebook holds a kernel: the last words say how to stop it.
+    cells = _cells(path)
+    code = [_text(c) for c in cells if c["cell_type"] == "code" and _text(c).strip()]
+    assert "runtime.stop_all()" in code[-1], f"{path.name}: the last code cell should stop_all()"
+    last = cells[-1]
+    assert last["cell_type"] == "markdown" and "Shut Down Kernel" in _text(last), (
+        f"{path.name}: the last cell should say how to shut the kernel down"
+    )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
