@@ -20,7 +20,10 @@
 Each ``plot_*`` function returns a :class:`~poetrylab.pictures.Picture` (a sharp PNG plus
 a text/plain description made from the titles, labels and legends); its ``.figure`` is
 the matplotlib Figure, built without pyplot, so drawing is safe in any thread (draw
-and display in one thread at a time). Pass ``ax`` to draw into axes of your own. Every
+and display in one thread at a time). Each is :data:`WIDTH` inches wide at :data:`DPI`
+display pixels per inch, 960 pixels, which JupyterLab shows unscaled on a 1280-pixel
+screen, and the plots against N are a 16:9 slide (:data:`SLIDE`); only the overview, a
+page meant for an image viewer, is wider. Pass ``ax`` to draw into axes of your own. Every
 client keeps one colour and one marker in every figure (:data:`CLIENT_STYLES`); colours
 are dark enough for text on a projector and distinct for colour-blind readers, and
 never carry the meaning alone: markers, labels and positions carry it too.
@@ -620,7 +623,10 @@ def plot_phases(results: BenchResults, n_servers: int | None = None) -> Picture:
 
 
 def plot_overview(results: BenchResults) -> Picture:
-    """The main pictures on one page: timelines on top; time, throughput and CPU below."""
+    """The main pictures on one page: timelines on top; time, throughput and CPU below.
+
+    A page for an image viewer (1,440 pixels wide), not for a notebook's output area.
+    """
     with _style():
         fig = Figure(figsize=(24, 15), layout="constrained")
         grid = fig.add_gridspec(2, 3, height_ratios=[1, 1.05])
