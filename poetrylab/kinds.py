@@ -360,7 +360,7 @@ def _start_blocking(reactor: object, values: Mapping[str, Any]) -> list[Listener
             values["send_timeout"],
         )  # fmt: skip
     except OSError as exc:
-        raise CannotListenError(values["iface"], values["port"], exc) from None  # type: ignore[no-untyped-call]  # Twisted: unannotated
+        raise CannotListenError(values["iface"], values["port"], exc) from None
     return [server]
 
 

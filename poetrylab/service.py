@@ -92,15 +92,15 @@ def make_poetry_service(
     starts (``startService``, done by ``twistd`` or by the application's parent), on
     ``reactor``. Raises ValueError for bad pacing.
     """
-    top = service.MultiService()  # type: ignore[no-untyped-call]  # Twisted: unannotated
+    top = service.MultiService()
     factory = PoetryFactory(
         poem, reactor, delay=delay, num_bytes=num_bytes, send_timeout=send_timeout
     )
     interface = iface.replace(":", "\\:")
     description = f"tcp:{port}:interface={interface}:backlog={BACKLOG}"
     listener = strports.service(description, factory, reactor=cast("IReactorCore", reactor))
-    listener.setName("poetry-listener")  # type: ignore[no-untyped-call]  # Twisted: unannotated
-    listener.setServiceParent(top)  # type: ignore[no-untyped-call]  # Twisted: unannotated
+    listener.setName("poetry-listener")
+    listener.setServiceParent(top)
     return top
 
 
@@ -138,9 +138,9 @@ def make_application(
     A ``.tac`` file is the outermost code of its twistd process, so this uses the global
     reactor. Raises UnknownPoemError for an unknown poem, ValueError for bad pacing.
     """
-    application = service.Application("poetrylab poetry server")  # type: ignore[no-untyped-call]  # Twisted: unannotated
+    application = service.Application("poetrylab poetry server")
     poetry = make_poetry_service(
         load_poem(poem).data, port, iface, delay, num_bytes, reactor=_global_reactor()
     )
-    poetry.setServiceParent(application)  # type: ignore[no-untyped-call]  # Twisted: unannotated
+    poetry.setServiceParent(application)
     return application

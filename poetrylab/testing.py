@@ -240,7 +240,7 @@ def drain(transport: StringTransport, limit: int = 100_000) -> bytes:
     for _ in range(limit):
         producer = transport.producer
         if producer is None or transport.streaming:
-            written: bytes = transport.value()  # type: ignore[no-untyped-call]  # Twisted: unannotated
+            written: bytes = transport.value()
             return written
         producer.resumeProducing()
     raise RuntimeError(f"the producer was still writing after {limit} calls")

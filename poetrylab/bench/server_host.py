@@ -321,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     ready = {"host": args.iface, "ports": [cast(IPv4Address, p.getHost()).port for p in ports]}
     sys.stdout.write(json.dumps(ready) + "\n")
     sys.stdout.flush()
-    StandardIO(_Control(cast(ReactorCore, reactor), factory), reactor=reactor)  # type: ignore[no-untyped-call]  # Twisted: unannotated
+    StandardIO(_Control(cast(ReactorCore, reactor), factory), reactor=reactor)
     reactor.run()
     return 0
 

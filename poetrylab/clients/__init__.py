@@ -168,7 +168,7 @@ def _fetch_twisted(
         return d.addTimeout(timeout + _GRACE, clock)
 
     if reactor.running:
-        if isInIOThread():  # type: ignore[no-untyped-call]  # Twisted: unannotated
+        if isInIOThread():
             raise RuntimeError(
                 "fetch() waits for the downloads, so it cannot run in the reactor thread: "
                 "call the model's get_poems(reactor, addresses) and use its Deferred"

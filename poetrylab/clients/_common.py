@@ -82,5 +82,5 @@ def client_endpoint(
     if isIPAddress(host):
         return TCP4ClientEndpoint(reactor, host, port, timeout=timeout)
     if isIPv6Address(host):
-        return TCP6ClientEndpoint(reactor, host, port, timeout=timeout)  # type: ignore[no-untyped-call]  # Twisted: unannotated
+        return TCP6ClientEndpoint(reactor, host, port, timeout=timeout)
     return HostnameEndpoint(reactor, host, port, timeout=timeout)

@@ -137,7 +137,7 @@ def get_poems(
     """
 
     def failed_download(failure: Failure) -> Download:
-        failure.trap(DownloadError)  # type: ignore[no-untyped-call]  # Twisted: unannotated
+        failure.trap(DownloadError)
         return cast(DownloadError, failure.value).download  # its .error says what went wrong
 
     attempts = [

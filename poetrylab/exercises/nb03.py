@@ -1,5 +1,3 @@
-# mypy: untyped-calls-exclude=twisted
-# (Twisted leaves some of what the checks call unannotated: Failure, StringTransport, ...)
 """Checks for notebook 03 (transports, protocols, factories).
 
 Both checks run the learner's class against real servers on loopback, started through

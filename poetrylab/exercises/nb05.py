@@ -1,5 +1,3 @@
-# mypy: untyped-calls-exclude=twisted
-# (Twisted leaves some of what the checks call unannotated: Failure, StringTransport, ...)
 """Checks for notebook 05 (Deferreds all the way down): inner Deferreds, already-fired ones.
 
 - :func:`check_inner_path` -- predict the outer chain's path when its inner Deferred fails

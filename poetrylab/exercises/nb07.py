@@ -1,5 +1,3 @@
-# mypy: untyped-calls-exclude=twisted
-# (Twisted leaves some of what the checks call unannotated: Failure, StringTransport, ...)
 """Checks for notebook 07 (the caching proxy).
 
 * :func:`check_poem_cache` — the learner's ``PoemCache(fetch)``: ``get_poem(name)`` returns

@@ -1,5 +1,3 @@
-# mypy: untyped-calls-exclude=twisted
-# (Twisted leaves some of what the checks call unannotated: callFromThread, Failure, ...)
 """Checks for notebook 12 (Twisted meets asyncio).
 
 * :func:`check_as_deferred` — the learner's ``as_deferred(coroutine, loop)``: an asyncio

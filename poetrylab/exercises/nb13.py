@@ -1,5 +1,3 @@
-# mypy: untyped-calls-exclude=twisted
-# (Twisted leaves some of what the checks call unannotated: Failure, StringTransport, ...)
 """Checks for notebook 13 (XML-RPC over a multiplexed backend).
 
 * :func:`check_parse_reply` — the learner's ``parse_reply(line)``: a tagged reply line as

@@ -1,5 +1,3 @@
-# mypy: untyped-calls-exclude=twisted
-# (Twisted leaves some of what the checks call unannotated: Service, ServerFactory, ...)
 """Checks for notebook 14 (services, twistd and plugins; logging).
 
 * :func:`check_listener_service` — a ``Service`` that listens on loopback when started and

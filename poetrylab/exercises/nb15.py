@@ -1,5 +1,3 @@
-# mypy: untyped-calls-exclude=twisted
-# (Twisted leaves some of what the checks call unannotated: Failure, formatEvent, ...)
 """Checks for notebook 15 (debugging asynchronous code).
 
 - :func:`check_longest_line` -- find and fix the bugs in a callback chain: a callback that

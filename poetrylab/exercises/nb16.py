@@ -1,5 +1,3 @@
-# mypy: untyped-calls-exclude=twisted
-# (Twisted leaves some of what the checks call unannotated: Failure, trial's loader, ...)
 """Checks for notebook 16 (testing asynchronous code): the learner writes the tests.
 
 A good test passes on correct code and fails on broken code. Each check runs the

@@ -710,7 +710,7 @@ class TaggedClient:
         self.connects += 1
         log.info("connecting to the backend at %s", self.address)
         d: Deferred[TaggedClientProtocol]
-        d = connectProtocol(self._endpoint, TaggedClientProtocol())  # type: ignore[no-untyped-call]  # Twisted: unannotated
+        d = connectProtocol(self._endpoint, TaggedClientProtocol())
         d.addCallbacks(self._connected, self._connect_failed)
         shared = SharedOutcome(d)
         waiter = shared.wait()

@@ -641,7 +641,7 @@ def transform_poem(
         raise ValueError(f"{name!r} cannot be sent as a transform name (ASCII, no '.')")
     endpoint = client_endpoint(reactor, parse_address(address), timeout)
     protocol = TransformClientProtocol(name, poem)
-    connecting: Deferred[Any] = connectProtocol(endpoint, protocol)  # type: ignore[no-untyped-call]  # Twisted: unannotated
+    connecting: Deferred[Any] = connectProtocol(endpoint, protocol)
     connecting.addCallback(lambda _: protocol.reply)
     # A fresh Deferred that fires with the poem or the failure itself (not first with the
     # connected protocol), so a traced chain shows what the caller gets; cancelling it

@@ -42,7 +42,7 @@ def recover(failure: Failure) -> str:
 
 def only_key_errors(failure: Failure) -> str:
     """An errback that traps KeyError; any other Failure passes on."""
-    failure.trap(KeyError)  # type: ignore[no-untyped-call]  # Failure.trap has no annotations
+    failure.trap(KeyError)
     return "no such key"
 
 
@@ -141,7 +141,7 @@ def race_first() -> Trace:
 
 def cancelled(failure: Failure) -> str:
     """An errback that recovers from a cancel (CancelledError) and nothing else."""
-    failure.trap(CancelledError)  # type: ignore[no-untyped-call]  # Failure.trap: no annotations
+    failure.trap(CancelledError)
     return "cancelled"
 
 

@@ -136,7 +136,7 @@ def _action(text: str, inner: list[tuple[Deferred[Any], Any]]) -> tuple[str, Cal
         value = _literal(default, "trapped")
 
         def trap(failure: Failure) -> Any:
-            failure.trap(error)  # type: ignore[no-untyped-call]  # Failure.trap: no annotations
+            failure.trap(error)
             return value
 
         return "errback", _named(trap, text)

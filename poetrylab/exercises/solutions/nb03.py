@@ -1,5 +1,3 @@
-# mypy: untyped-calls-exclude=twisted
-# (Twisted leaves Failure.check unannotated)
 """Model solutions (and wrong answers the checks must catch) for notebook 03."""
 
 from __future__ import annotations

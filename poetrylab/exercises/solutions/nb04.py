@@ -1,5 +1,3 @@
-# mypy: untyped-calls-exclude=twisted
-# (Twisted leaves Failure.trap and Failure.check unannotated)
 """Model answers for notebook 04 (Deferreds), each with wrong answers its check must catch."""
 
 from __future__ import annotations

@@ -1,5 +1,3 @@
-# mypy: untyped-calls-exclude=twisted
-# (Twisted leaves Failure.trap unannotated)
 """Model answers for notebook 06 (transformation service), with wrong answers to catch."""
 
 from __future__ import annotations

@@ -1,5 +1,3 @@
-# mypy: untyped-calls-exclude=twisted
-# (Twisted leaves Failure.check unannotated)
 """Model answers for notebook 07 (the caching proxy), with wrong answers to catch."""
 
 from __future__ import annotations

@@ -1,5 +1,3 @@
-# mypy: untyped-calls-exclude=twisted
-# (Twisted leaves Failure.trap unannotated)
 """Model answers for notebook 09 (many Deferreds, cancellation, timeouts), with wrong ones."""
 
 from __future__ import annotations

@@ -1,5 +1,3 @@
-# mypy: untyped-calls-exclude=twisted
-# (Twisted leaves LineReceiver.sendLine and XMLRPC's constructor unannotated)
 """Model answers for notebook 13 (XML-RPC over a multiplexed backend), with wrong answers."""
 
 from __future__ import annotations

@@ -1,5 +1,3 @@
-# mypy: untyped-calls-exclude=twisted
-# (Twisted leaves Service and ServerFactory unannotated)
 """Model solutions (and wrong answers the checks must catch) for notebook 14."""
 
 from __future__ import annotations

@@ -1,5 +1,3 @@
-# mypy: untyped-calls-exclude=twisted
-# (Twisted leaves Failure.trap and the Logger's methods partly unannotated)
 """Model answers for notebook 15 (debugging asynchronous code), with wrong answers to catch."""
 
 from __future__ import annotations

@@ -1,6 +1,3 @@
-# mypy: untyped-calls-exclude=twisted
-# (Twisted leaves StringTransport, Failure and trial's assertions unannotated: the
-# ignores below mark calls to those, made through self, which the exclusion misses)
 """Model solutions (and wrong answers the checks must catch) for notebook 16."""
 
 from __future__ import annotations
