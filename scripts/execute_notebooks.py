@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import argparse
 import base64
+import os
 import struct
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import nbformat
+from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
@@ -78,13 +81,19 @@ def strip_volatile(nb: nbformat.NotebookNode) -> None:
 def execute(path: Path) -> float:
     """Run ``path`` in a fresh kernel and write it back with its outputs; return seconds."""
     nb = nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call]  # nbformat is untyped
-    client = NotebookClient(
-        nb, timeout=CELL_TIMEOUT, kernel_name="python3", record_timing=False,
-        resources={"metadata": {"path": str(path.parent)}},
-    )  # fmt: skip
-    started = time.monotonic()
-    client.execute()
-    elapsed = time.monotonic() - started
+    # The kernel talks over Unix sockets, as nbval's do (notebooks/conftest.py): TCP ports
+    # picked free may be taken by another process before the kernel binds them.
+    with tempfile.TemporaryDirectory(prefix="poetrylab-kernel-") as sockets:
+        manager = AsyncKernelManager(
+            kernel_name="python3", transport="ipc", ip=os.path.join(sockets, "kernel")
+        )
+        client = NotebookClient(
+            nb, km=manager, timeout=CELL_TIMEOUT, kernel_name="python3", record_timing=False,
+            resources={"metadata": {"path": str(path.parent)}},
+        )  # fmt: skip
+        started = time.monotonic()
+        client.execute()
+        elapsed = time.monotonic() - started
     strip_volatile(nb)
     nbformat.validate(nb)
     nbformat.write(nb, path)  # type: ignore[no-untyped-call]  # nbformat is untyped
