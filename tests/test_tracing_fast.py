@@ -14,6 +14,8 @@ from __future__ import annotations
 import dataclasses
 import gc
 import itertools
+import subprocess
+import sys
 import threading
 import warnings
 import weakref
@@ -201,26 +203,42 @@ def test_a_stopped_tracer_leaves_its_stages_running_and_records_nothing() -> Non
     assert len(t.snapshot().events) == count
 
 
+_COMPACT_STORAGE = """
+import gc
+from twisted.internet.defer import Deferred
+from poetrylab.tracing import trace
+
+def dicts_in(d):
+    return sum(type(r) is dict for r in gc.get_referents(d))
+
+def story(d):
+    d.addCallback(lambda x: x * 2)
+    d.addCallback(lambda x: Deferred())  # waits on an inner Deferred
+    d.callback(1)
+    return d
+
+plain = story(Deferred())
+with trace() as t:
+    traced = story(Deferred())
+    t.watch(plain)
+    t.snapshot()
+assert t.id_of(traced) == 1
+print(dicts_in(traced), dicts_in(plain), dicts_in(Deferred()))
+"""
+
+
 def test_tracing_keeps_twisteds_compact_attribute_storage() -> None:
     """Reading a Deferred's ``__dict__`` turns its attributes into a real dict, and every
-    later attribute Twisted reads or sets on it costs more: the tracer never does."""
+    later attribute Twisted reads or sets on it costs more: the tracer never does.
 
-    def dicts_in(d: Deferred[Any]) -> int:
-        return sum(type(r) is dict for r in gc.get_referents(d))
-
-    def story(d: Deferred[Any]) -> Deferred[Any]:
-        d.addCallback(double)
-        d.addCallback(lambda x: Deferred())  # waits on an inner Deferred
-        d.callback(1)
-        return d
-
-    plain = story(Deferred())
-    with trace() as t:
-        traced = story(Deferred())
-        t.watch(plain)
-        t.snapshot()
-    assert t.id_of(traced) == 1
-    assert dicts_in(traced) == dicts_in(plain) == dicts_in(Deferred())
+    Run in a fresh interpreter: whether a class's instances share one table of attribute
+    names is the interpreter's state, which any earlier test may have changed."""
+    done = subprocess.run(
+        [sys.executable, "-c", _COMPACT_STORAGE], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    traced, plain, fresh = map(int, done.stdout.split())
+    assert traced == plain == fresh
 
 
 def test_plumbing_is_told_by_its_module() -> None:
