@@ -26,6 +26,7 @@ the verdict alone.
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 import threading
 import time
@@ -64,6 +65,7 @@ FINGERPRINT_SECONDS = 0.25
 _BEAT = 0.02  # seconds between two heartbeats
 _STOOD_STILL = 0.3  # a heartbeat pause this long means the reactor was blocked
 _PATIENCE = 5.0  # seconds for the learner's work to finish (every right answer: < 1 s)
+_LOOK_EVERY = 0.05  # seconds between two looks at what the reactor thread is doing
 _WORDS_FROM = "sonnet18"
 
 _T = TypeVar("_T")
@@ -145,6 +147,24 @@ def _running_in(thread: int, codes: frozenset[types.CodeType]) -> bool:
     return False
 
 
+_NOT_THE_LEARNERS = tuple(
+    {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.dirname(__file__))}
+)
+
+
+def _in_learner_code(thread: int, codes: frozenset[types.CodeType]) -> bool:
+    """Whether ``thread`` is inside the learner's code now: one of ``codes``, or any code
+    from a file outside Python, the installed libraries and poetrylab (a notebook cell)."""
+    frame = sys._current_frames().get(thread)
+    while frame is not None:
+        code = frame.f_code
+        name = code.co_filename
+        if code in codes or not (name.startswith(_NOT_THE_LEARNERS) or name.startswith("<")):
+            return True
+        frame = frame.f_back
+    return False
+
+
 # -- exercise 1: fingerprints in the thread pool -------------------------------------------
 
 
@@ -212,14 +232,22 @@ def check_fingerprint_all(fingerprint_all: Callable[..., object]) -> str:
     """Run ``fingerprint_all(poems, fingerprint)`` in the reactor thread with a heartbeat.
 
     Passes when every ``fingerprint`` call ran outside the reactor thread while the
-    reactor thread was free (not inside ``fingerprint_all``, and its heartbeat never
-    stood still for :data:`_STOOD_STILL` s), and the returned Deferred fired in the
-    reactor thread with ``[fingerprint(p) for p in poems]``.
+    reactor thread was free (never seen inside the learner's code while the work went on,
+    checked every :data:`_LOOK_EVERY` s, nor its heartbeat standing still for
+    :data:`_STOOD_STILL` s with the reactor thread seen there), and the returned Deferred
+    fired in the reactor thread with ``[fingerprint(p) for p in poems]``. Judged by what
+    the reactor thread was doing, not by the clock alone, so a loaded machine gives the
+    same verdict.
     """
     reactor = runtime.start().reactor
     poems = [load_poem(name).data for name in POEMS]
     run = _in_reactor(reactor, _start_fingerprinting, reactor, fingerprint_all, poems)
-    run.settled.wait(_PATIENCE)
+    # While the work goes on, look at what the reactor thread is doing: a learner's code
+    # that blocks it is seen there, whatever the machine's load does to the heartbeat.
+    seen_blocking = 0
+    deadline = time.monotonic() + _PATIENCE
+    while not run.settled.wait(_LOOK_EVERY) and time.monotonic() < deadline:
+        seen_blocking += _in_learner_code(run.reactor_thread, run.learner)
     longest_pause = _in_reactor(reactor, run.heart.stop)
     call = "fingerprint_all(poems, fingerprint)"
     if run.error:
@@ -247,7 +275,9 @@ def check_fingerprint_all(fingerprint_all: Callable[..., object]) -> str:
             hint="do not wait for a thread (join, a queue, an Event) in the reactor thread: "
             "deferToThread gives you a Deferred that fires when the thread is done.",
         )
-    if longest_pause >= _STOOD_STILL:
+    # A late heartbeat alone may be the machine's load: it counts when the reactor thread
+    # was also seen in the learner's code, or was seen there again and again.
+    if seen_blocking >= 2 or (longest_pause >= _STOOD_STILL and seen_blocking):
         raise NotYet(
             "the reactor's heartbeat stood still while the poems were fingerprinted",
             expected=f"a beat every {_BEAT:g} s all along",
