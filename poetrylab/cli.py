@@ -135,6 +135,7 @@ def _run_serve(args: argparse.Namespace) -> int:
     from poetrylab._logging import begin_cli_logging
 
     begin_cli_logging(args.verbose)
+    from twisted.internet.defer import gatherResults
     from twisted.internet.error import CannotListenError
 
     from poetrylab.download import Address
@@ -159,7 +160,14 @@ def _run_serve(args: argparse.Namespace) -> int:
             host = cast("ListeningPort", listener).getHost()
             print(f"listening on {Address(host.host, host.port)}", flush=True)
 
+    def stop_listening() -> Deferred[Any]:
+        # Before Twisted closes every connection at once: a kind that holds a connection
+        # of its own (the gateway's to its backend) closes it on purpose, quietly.
+        stopping = [cast("ListeningPort", listener).stopListening() for listener in listeners]
+        return gatherResults([d for d in stopping if d is not None], consumeErrors=True)
+
     reactor.callWhenRunning(announce)
+    reactor.addSystemEventTrigger("before", "shutdown", stop_listening)
     # A process started in the background by a shell without job control inherits SIGINT
     # ignored, and Twisted then leaves SIGINT alone; the contract is that SIGINT stops a
     # server, whoever started it, so restore Python's handler for Twisted to replace.

@@ -26,7 +26,9 @@ import shlex
 import statistics
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -38,6 +40,7 @@ from poetrylab.bench.results import (  # noqa: E402
     compact_results,
     good_runs,
     load_results,
+    median_run,
     save_results,
 )
 
@@ -101,23 +104,24 @@ def check_targets(results: BenchResults) -> list[str]:
         lines.append(f"{verdict(worst_late < 50)} servers on their timetable at N = {TOP:,}: "
                      f"last chunks {1000 * statistics.median(late):.1f} ms late on average "
                      f"(worst run {worst_late:.1f} ms), target 50 ms")
-    lines.append(f"side by side at N = {TOP:,} (medians of the good runs):")
+    lines.append(f"side by side at N = {TOP:,} (each client's median run, by elapsed time):")
     for client, mine in at_top.items():
         every = [r for r in results["runs"] if r["client"] == client and r["n_servers"] == TOP]
         limits = [r["limit"] for r in every if r["limit"]]
-        if not mine:
+        middle = median_run(mine)
+        if middle is None:
             reason = limits[0] if limits else (every[0]["error"] if every else "not measured")
             lines.append(f"  {client:<9} no complete run: {reason}")
             continue
-        phases = [r["phases"] for r in mine if r["phases"]]
+        phases = middle["phases"] or {}
 
-        def part(key: str, phases: list = phases) -> float:  # noqa: B008
-            values = [p[key] for p in phases if p[key] is not None]
-            return statistics.median(values) if values else float("nan")
+        def part(key: str, phases: Mapping[str, Any] = phases) -> float:
+            value = phases.get(key)
+            return float(value) if value is not None else float("nan")
 
         lines.append(
-            f"  {client:<9} elapsed {_median(mine, 'elapsed_s'):6.2f} s"
-            f"  CPU {_median(mine, 'cpu_s'):5.2f} s"
+            f"  {client:<9} elapsed {float(middle['elapsed_s'] or 0):6.2f} s"
+            f"  CPU {float(middle['cpu_s'] or 0):5.2f} s"
             f"  peak memory {max(float(r['peak_rss_mb'] or 0) for r in mine):6.1f} MB"
             f"  time: connecting {part('connect_s'):.2f} s, chunks {part('transfer_s'):.2f} s,"
             f" finishing {part('finish_s'):.2f} s; CPU: {part('cpu_connect_s'):.2f} /"

@@ -47,6 +47,7 @@ from poetrylab.bench.results import (
     compact_results,
     format_table,
     load_results,
+    median_run,
     save_results,
     summarise,
 )
@@ -590,6 +591,32 @@ def test_every_figure_is_a_picture_that_says_what_it_shows() -> None:
     assert "Where the time went at N=16" in pictures["phases"].text
     assert "connecting, the chunks, finishing" in pictures["phases"].text
     assert "0x" not in "".join(p.text for p in pictures.values())
+
+
+def test_the_phases_figure_splits_one_real_run_so_its_bars_add_up_to_that_run() -> None:
+    results = fake_results(servers=(16,), repeats=3)
+    runs = [r for r in results["runs"] if r["client"] == "twisted"]
+    # Three runs whose part-by-part medians (0.9, 0.5, 0.1) add up to none of them (1.5).
+    for run, parts in zip(runs, [(0.9, 0.05, 0.05), (0.1, 1.8, 0.1), (3.0, 0.5, 0.5)],
+                          strict=True):  # fmt: skip
+        run["elapsed_s"] = run["cpu_s"] = sum(parts)
+        phases = run["phases"]
+        assert phases is not None
+        for prefix in ("", "cpu_"):
+            for key, value in zip(("connect", "transfer", "finish"), parts, strict=True):
+                phases[f"{prefix}{key}_s"] = value  # type: ignore[literal-required]
+    middle = median_run(runs)
+    assert middle is runs[1]
+    assert median_run([]) is None
+    picture = figures.plot_phases(results)
+    time_ax, cpu_ax = picture.figure.axes[:2]
+    twisted_row = list(reversed(results["parameters"]["clients"])).index("twisted")
+
+    def label(ax: Any) -> str:
+        [text] = [t.get_text().strip() for t in ax.texts if t.get_position()[1] == twisted_row]
+        return text
+
+    assert label(time_ax) == label(cpu_ax) == "2.00 s"
 
 
 SWEEP = Path(__file__).resolve().parent.parent / "notebooks" / "data" / "17-bench-sweep.json"

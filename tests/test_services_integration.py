@@ -62,10 +62,7 @@ def listen(in_reactor: Callable[..., Any]) -> Iterator[Callable[..., Any]]:
 
     yield start
     for port in reversed(ports):
-        gateway = getattr(port.factory, "gateway", None)
-        if gateway is not None:
-            in_reactor(gateway.backend.disconnect)
-        in_reactor(port.stopListening)
+        in_reactor(port.stopListening)  # a gateway also closes its backend connection
 
 
 def ask_line(address: Address, line: bytes, timeout: float = 10.0) -> bytes:
@@ -265,6 +262,21 @@ def test_gateway_answers_the_stdlib_client_over_one_backend_connection(
     assert gateway.factory.gateway.backend.connects == 1
 
 
+def test_a_gateway_that_stops_listening_closes_its_backend_connection_quietly(
+    reactor: Any, listen: Any, in_reactor: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    backend = listen(tagged.listen_tagged, reactor)
+    gateway = in_reactor(xmlrpc_gateway.listen_xmlrpc, reactor, address_of(backend))
+    client = gateway.factory.gateway.backend
+    with xmlrpc_proxy(gateway) as server:
+        assert server.add(1, 1) == 2
+    assert client.connected
+    with caplog.at_level(logging.INFO):
+        in_reactor(gateway.stopListening)
+        eventually(lambda: not client.connected, "the stopped gateway closing its backend")
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
 def test_gateway_faults_while_the_backend_is_down_and_recovers_when_it_is_back(
     reactor: Any, listen: Any, in_reactor: Any
 ) -> None:
@@ -347,6 +359,9 @@ def test_cli_serve_xmlrpc_prints_the_xmlrpc_listener_first_then_its_own_backend(
             assert rpc.add(2, 3) == 5
         assert ask_line(backend, b"t add [1, 1]\n") == b"t ok 2\n"
         assert server.stop(signal.SIGTERM) == 0
+        # Stopped on purpose: the gateway closes its own backend connection quietly.
+        stderr = server.stderr_text()
+        assert "lost the connection" not in stderr and "WARNING" not in stderr, stderr
 
 
 @pytest.mark.parametrize(

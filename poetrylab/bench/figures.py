@@ -43,7 +43,13 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from poetrylab.bench.results import BenchResults, RunRecord, TimelineEntry, good_runs
+from poetrylab.bench.results import (
+    BenchResults,
+    RunRecord,
+    TimelineEntry,
+    good_runs,
+    median_run,
+)
 from poetrylab.pictures import Picture, describe
 
 __all__ = [
@@ -571,10 +577,12 @@ def _phase(run: RunRecord, name: str) -> float | None:
 def plot_phases(results: BenchResults, n_servers: int | None = None) -> Picture:
     """Where each client's time and CPU went at one N (default: the largest measured).
 
-    Two panels of stacked bars, one bar per client (medians over the good runs):
-    elapsed time split into connecting, the chunks and finishing, with one server's
-    ideal time marked; and client CPU split the same way. Phases are told apart by
-    hatching as well as colour. Raises ValueError when no run at that N has phases.
+    Two panels of stacked bars, one bar per client, from its median run (by elapsed
+    time; see :func:`~poetrylab.bench.results.median_run`), so each bar's parts add up
+    to the time and CPU that run took: elapsed time split into connecting, the chunks
+    and finishing, with one server's ideal time marked; and client CPU split the same
+    way. Phases are told apart by hatching as well as colour. Raises ValueError when no
+    run at that N has phases.
     """
     runs = [r for r in good_runs(results["runs"]) if r["phases"] is not None]
     if n_servers is None:
@@ -587,14 +595,12 @@ def plot_phases(results: BenchResults, n_servers: int | None = None) -> Picture:
         fig = Figure(figsize=(WIDTH, 2.4 + 0.9 * len(clients)), layout="constrained")
         time_ax, cpu_ax = fig.subplots(1, 2, sharey=True)
         for y, client in enumerate(reversed(clients)):
-            mine = [r for r in runs if r["client"] == client]
+            run = median_run(r for r in runs if r["client"] == client)
+            assert run is not None  # every client listed has a good run at this N
             for ax, prefix in ((time_ax, ""), (cpu_ax, "cpu_")):
                 left = 0.0
                 for key, label, colour, hatch in _PHASES:
-                    name = f"{prefix}{key}_s"
-                    values = [value for r in mine
-                              if (value := _phase(r, name)) is not None]  # fmt: skip
-                    width = statistics.median(values) if values else 0.0
+                    width = _phase(run, f"{prefix}{key}_s") or 0.0
                     ax.barh(y, width, left=left, color=colour, hatch=hatch, edgecolor="#333333",
                             lw=1, label=label if y == 0 else None)
                     left += width

@@ -41,6 +41,7 @@ __all__ = [
     "dumps_results",
     "format_table",
     "good_runs",
+    "median_run",
     "load_results",
     "save_results",
     "summarise",
@@ -388,6 +389,16 @@ def load_results(path: str | Path) -> BenchResults:
 def good_runs(runs: Iterable[RunRecord]) -> list[RunRecord]:
     """The runs in which the client process ran and every download succeeded."""
     return [r for r in runs if r["elapsed_s"] is not None and not r["errors"]]
+
+
+def median_run(runs: Iterable[RunRecord]) -> RunRecord | None:
+    """The good run with the median elapsed time (the lower middle one of an even count).
+
+    One real run, not a median per figure, so its phases add up to its elapsed time:
+    what a figure splitting a run into parts must show. None without a good run.
+    """
+    ordered = sorted(good_runs(runs), key=lambda r: cast(float, r["elapsed_s"]))
+    return ordered[(len(ordered) - 1) // 2] if ordered else None
 
 
 @dataclass(frozen=True)

@@ -183,13 +183,11 @@ class _ClassicStatsProtocol(SlowPoetryProtocol):
         self.factory.stats.connections += 1
         super().connectionMade()
 
-    def _send_next(self) -> None:
+    def chunk_sent(self, size: int, last: bool) -> None:
         factory = self.factory
-        before = self._offset
         late = factory.reactor.seconds() - (self._start + self._chunk * factory.delay)
         self._chunk += 1
-        super()._send_next()
-        factory.stats.wrote(self._offset - before, max(0.0, late), last=self._pending is None)
+        factory.stats.wrote(size, max(0.0, late), last=last)
 
 
 def build_factory(
