@@ -41,8 +41,8 @@ __all__ = [
     "dumps_results",
     "format_table",
     "good_runs",
-    "median_run",
     "load_results",
+    "median_run",
     "save_results",
     "summarise",
 ]
