@@ -19,6 +19,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -104,6 +105,25 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> str:
     shutil.rmtree(runtime_dir, ignore_errors=True)
 
 
+def _scroll_to_output(page: Any, text: str) -> None:
+    """Scroll the open notebook to the first code cell whose outputs contain ``text``.
+
+    Through JupyterLab's own notebook (``scrollToItem``): with its windowing on, a cell
+    out of view is not laid out at all, and the browser cannot scroll to it.
+    """
+    index = page.evaluate(
+        """async (text) => {
+            const notebook = window.jupyterapp.shell.currentWidget.content;
+            const index = notebook.widgets.findIndex(cell => cell.model.type === "code"
+                && JSON.stringify(cell.model.outputs.toJSON()).includes(text));
+            if (index >= 0) { await notebook.scrollToItem(index, "center"); }
+            return index;
+        }""",
+        text,
+    )
+    assert index >= 0, f"no output holds {text!r}"
+
+
 def test_notebook_00_runs_in_chromium_and_shows_the_poem_and_a_figure(lab: str) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -123,11 +143,23 @@ def test_notebook_00_runs_in_chromium_and_shows_the_poem_and_a_figure(lab: str) 
                 " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel",
                 timeout=60_000,
             )
+            # The stored outputs go first, so what shows next is what this run made.
+            page.evaluate(
+                "() => window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs')"
+            )
+            page.wait_for_function(
+                "() => !document.querySelector('.jp-NotebookPanel .jp-OutputArea-output')",
+                timeout=30_000,
+            )
             page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            # JupyterLab may hide the cells scrolled out of view (its notebook windowing,
+            # the default in 4.2): wait for the outputs to exist, then bring them into view.
             poem = page.locator(".jp-OutputArea-output", has_text="Once upon a midnight dreary")
-            poem.first.wait_for(timeout=90_000)
+            poem.first.wait_for(state="attached", timeout=90_000)
             figure = page.locator(".jp-OutputArea-output img, .jp-OutputArea-output svg")
-            figure.first.wait_for(timeout=90_000)
+            figure.first.wait_for(state="attached", timeout=90_000)
+            _scroll_to_output(page, "Once upon a midnight dreary")
+            poem.first.wait_for(state="visible", timeout=30_000)
             errors = page.locator(
                 ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
             )
@@ -135,7 +167,8 @@ def test_notebook_00_runs_in_chromium_and_shows_the_poem_and_a_figure(lab: str) 
             # Asked (if ever) as soon as the lab is restored, long before the figure shows.
             news_asked = page.get_by_text("official Jupyter news").count()
             page.screenshot(path=str(shots / "00-welcome.png"), full_page=False)
-            figure.first.scroll_into_view_if_needed()
+            _scroll_to_output(page, "image/png")
+            figure.first.wait_for(state="visible", timeout=30_000)
             page.screenshot(path=str(shots / "00-welcome-figure.png"), full_page=False)
         finally:
             browser.close()

@@ -14,7 +14,7 @@ import math
 import textwrap
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import NamedTuple
 
 import matplotlib as mpl
 from matplotlib.figure import Figure
@@ -23,22 +23,8 @@ from matplotlib.patches import Rectangle
 from poetrylab.pictures import Picture
 from poetrylab.tracing._style import COLORS
 
-if TYPE_CHECKING:  # matplotlib.typing.RcKeyType appeared in matplotlib 3.11
-    from matplotlib.typing import RcKeyType
-
 __all__ = ["Span", "draw_netstring", "draw_outcomes", "draw_spans"]
 
-_RC: dict[RcKeyType, Any] = {
-    "font.size": 16,
-    "axes.titlesize": 19,
-    "axes.titleweight": "bold",
-    "axes.labelsize": 16,
-    "xtick.labelsize": 14,
-    "ytick.labelsize": 14,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-    "svg.fonttype": "none",
-}
 GREEN, RED, GREY = COLORS["callback"], COLORS["errback"], COLORS["passthru"]
 BLUE, INK = COLORS["step"], COLORS["ink"]
 
@@ -52,7 +38,19 @@ _WIDTH = 12.0
 
 @contextmanager
 def _style() -> Iterator[None]:
-    with mpl.rc_context(_RC):
+    # A literal at the call: its keys are typed as rcParams' names by every matplotlib
+    # since 3.10 (a module-level dict would need matplotlib 3.11's RcKeyType).
+    with mpl.rc_context({
+        "font.size": 16,
+        "axes.titlesize": 19,
+        "axes.titleweight": "bold",
+        "axes.labelsize": 16,
+        "xtick.labelsize": 14,
+        "ytick.labelsize": 14,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "svg.fonttype": "none",
+    }):  # fmt: skip
         yield
 
 
