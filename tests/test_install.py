@@ -12,7 +12,9 @@ Each environment must serve a poem and download it with its own ``poetrylab``, l
 corpus from the installed package data, and find the twistd plugin. To stay fast and
 offline, the new environments see the already installed dependencies through a ``.pth``
 line (the dependencies are not what is tested: poetrylab's own packaging is), and
-poetrylab itself is built with ``--no-build-isolation`` from the locked setuptools.
+poetrylab itself is built with ``--no-build-isolation`` from this environment's
+setuptools when ``pyproject.toml``'s build-system accepts it (the locked one does); with
+an older one (an environment made otherwise), pip builds in isolation, fetching one.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import subprocess
 import sys
 import sysconfig
 import time
+import tomllib
 import urllib.parse
 import urllib.request
 import zipfile
@@ -206,12 +209,30 @@ def _site_packages(bin_dir: Path) -> Path:
     return Path(out.strip())
 
 
+def _build_flags() -> list[str]:
+    """``--no-build-isolation`` when this environment has what ``build-system`` requires.
+
+    Offline and fast, from the installed (locked) setuptools; otherwise no flag, and pip
+    fetches a build backend that pyproject.toml accepts.
+    """
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    for spec in pyproject["build-system"]["requires"]:
+        requirement = Requirement(spec)
+        try:
+            installed = version(requirement.name)
+        except PackageNotFoundError:
+            return []
+        if not requirement.specifier.contains(installed, prereleases=True):
+            return []
+    return ["--no-build-isolation"]
+
+
 def test_pip_install_editable_pep_660_finds_the_plugin_and_the_corpus(
     checkout: Path, tmp_path: Path
 ) -> None:
     bin_dir = _new_env(tmp_path / "env")
     out = _run(
-        [bin_dir / "python", "-m", "pip", "install", "--no-deps", "--no-build-isolation",
+        [bin_dir / "python", "-m", "pip", "install", "--no-deps", *_build_flags(),
          "-e", checkout],
         cwd=tmp_path,
     )  # fmt: skip
@@ -226,7 +247,7 @@ def test_a_built_wheel_installs_every_subpackage_the_corpus_and_the_plugin(
 ) -> None:
     dist = tmp_path / "dist"
     out = _run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-v",
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", *_build_flags(), "-v",
          "-w", dist, checkout],
         cwd=tmp_path,
     )  # fmt: skip
