@@ -5,7 +5,7 @@ Notebook 17 (the benchmark) shows the figures this makes. The measuring is done 
 quiet enough to measure (it refuses a busy one unless ``--force``), then runs the CLI,
 reads the results file and says, target by target, what was measured::
 
-    .venv/bin/python scripts/bench_clients.py                  # the sweep (~12 min)
+    .venv/bin/python scripts/bench_clients.py                  # the sweep (~8 min)
     .venv/bin/python scripts/bench_clients.py --force          # ...even on a busy machine
     .venv/bin/python scripts/bench_clients.py --check RESULTS  # check a saved sweep
     .venv/bin/python scripts/bench_clients.py --notebook-copy  # also refresh notebook 17's
