@@ -81,7 +81,7 @@ notebooks: $(STAMP)
 site: $(STAMP)
 	$(PY) -m sphinx -b html -q -E -W --keep-going docs/site build/site
 
-## bench: the full client sweep, 1 to 10,000 servers (about 12 minutes), figures in bench-out/;
+## bench: the full client sweep, 1 to 10,000 servers (about 8 minutes on a quiet machine), figures in bench-out/;
 ## it refuses to start on a busy machine unless FORCE=1
 bench: $(STAMP)
 	$(PY) scripts/bench_clients.py --out-dir bench-out $(if $(FORCE),--force)
