@@ -30,7 +30,7 @@ from poetrylab._typing import TimeTCPReactor
 from poetrylab.clients.deferred import get_poetry
 from poetrylab.corpus import load_poem
 from poetrylab.download import Address, Download
-from poetrylab.exercises._deferreds import Outcome, describe
+from poetrylab.exercises._deferreds import Outcome, expect_deferred
 from poetrylab.exercises._feedback import one_line, short
 from poetrylab.exercises._learner import RUN_IT_ALONE
 from poetrylab.exercises._registry import NotYet, exercise, function
@@ -196,13 +196,12 @@ def _judge_outcome(call: str, run: _Run, hint_for_none: str) -> Any:
             got=run.error,
             hint=RUN_IT_ALONE,
         )
-    if not isinstance(run.returned, Deferred):
-        raise NotYet(
-            f"{call} should return a Deferred",
-            expected="a Deferred that fires with the poems",
-            got=describe(run.returned),
-            hint=hint_for_none,
-        )
+    expect_deferred(
+        run.returned,
+        f"{call} should return a Deferred",
+        expected="a Deferred that fires with the poems",
+        hint=hint_for_none,
+    )
     if run.outcome.kind == "unfired":
         raise NotYet(
             f"the Deferred from {call} never fired",

@@ -44,7 +44,7 @@ from twisted.python.failure import Failure
 from poetrylab import runtime
 from poetrylab._typing import ReactorThreadPool, ReactorThreads, ReactorTime
 from poetrylab.corpus import load_poem
-from poetrylab.exercises._deferreds import Outcome
+from poetrylab.exercises._deferreds import Outcome, expect_deferred
 from poetrylab.exercises._feedback import one_line, short
 from poetrylab.exercises._registry import NotYet, exercise, function
 
@@ -285,14 +285,13 @@ def check_fingerprint_all(fingerprint_all: Callable[..., object]) -> str:
             hint="something in fingerprint_all or its callbacks blocks the reactor thread: "
             "only hand work to threads there, never wait for it.",
         )
-    if not isinstance(run.returned, Deferred):
-        raise NotYet(
-            f"{call} should return a Deferred",
-            expected="a Deferred that fires with the fingerprints",
-            got=short(run.returned),
-            hint="reactor.callInThread gives no result back; threads.deferToThread "
-            "returns a Deferred that fires with the function's result.",
-        )
+    expect_deferred(
+        run.returned,
+        f"{call} should return a Deferred",
+        expected="a Deferred that fires with the fingerprints",
+        hint="reactor.callInThread gives no result back; threads.deferToThread "
+        "returns a Deferred that fires with the function's result.",
+    )
     if run.outcome.kind == "unfired":
         raise NotYet(
             f"the Deferred from {call} never fired",
